@@ -1,0 +1,144 @@
+"""Declaring things: documents in, validated specs out, stored all-or-nothing.
+
+Shared by `costwise apply`, the Pulumi provider and the demo. Jobs get their artifact resolved,
+content-hashed and copied into the artifact store here, so the catalog never depends on the file
+staying put.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from .artifacts import ArtifactStore, artifact_kind, content_hash, resolve_artifact
+from .errors import Conflict, NotFound, SpecError
+from .placement import unfit_message
+from .settings import Settings
+from .specs import JobSpec, ShapeSpec, Spec, parse_spec
+from .store import Store
+
+KINDS = ("Shape", "Job")
+
+
+@dataclass(frozen=True)
+class Document:
+    body: Any
+    base_dir: Path
+    origin: str  # "file.yaml#2" for messages
+
+
+def load_documents(paths: Iterable[str | Path]) -> list[Document]:
+    """Every YAML / JSON document in the files ('---' separated), with where it came from."""
+    docs = []
+    for raw in paths:
+        path = Path(raw)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise SpecError(f"file={str(path)!r} cannot be read: {exc.strerror}", "file", str(path)) from None
+        try:
+            bodies = [b for b in yaml.safe_load_all(text) if b is not None]
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise SpecError(f"file={str(path)!r}{where} is not valid YAML/JSON: {getattr(exc, 'problem', exc)}", "file", str(path)) from None
+        for i, body in enumerate(bodies, 1):
+            docs.append(Document(body, path.resolve().parent, f"{path}#{i}"))
+    return docs
+
+
+def prepare_job(spec: JobSpec, base_dir: Path, artifacts: ArtifactStore) -> JobSpec:
+    """Resolve and content-hash the artifact, keep a copy of it, and pin the hash in the spec."""
+    path = resolve_artifact(spec.artifact, base_dir)
+    kind = artifact_kind(path)
+    if kind != "file" and not spec.entrypoint:
+        raise SpecError(
+            f"Job {spec.name!r}: entrypoint is required for a {kind} artifact ({spec.artifact!r})", "entrypoint", None
+        )
+    digest = content_hash(path)
+    stored = artifacts.put(path, digest)
+    if spec.entrypoint and not (stored / spec.entrypoint).is_file():
+        raise SpecError(
+            f"Job {spec.name!r}: entrypoint={spec.entrypoint!r} is not a file inside {spec.artifact!r}",
+            "entrypoint",
+            spec.entrypoint,
+        )
+    return spec.model_copy(update={"artifact": str(path), "artifact_hash": digest})
+
+
+def artifact_name(spec: JobSpec) -> str:
+    return Path(spec.artifact).name
+
+
+def validate_specs(specs: list[Spec], store: Store) -> None:
+    """Cross-document checks: duplicates, pinned shapes, and that every job fits some shape."""
+    seen = set()
+    for spec in specs:
+        key = (spec.kind, spec.name)
+        if key in seen:
+            raise SpecError(f"{spec.kind} {spec.name!r} is declared twice in one apply", "name", spec.name)
+        seen.add(key)
+    shapes = {s.name: s for s in store.list("Shape")}
+    shapes.update({s.name: s for s in specs if isinstance(s, ShapeSpec)})
+    new_jobs = {s.name: s for s in specs if isinstance(s, JobSpec)}
+    changed_shapes = any(isinstance(s, ShapeSpec) for s in specs)
+    jobs = dict(new_jobs)
+    if changed_shapes:
+        jobs = {**{j.name: j for j in store.list("Job")}, **new_jobs}
+    for job in jobs.values():
+        check_job_fits(job, list(shapes.values()))
+
+
+def check_job_fits(job: JobSpec, shapes: list[ShapeSpec], requirements=None) -> None:
+    if job.shape is not None and job.shape not in {s.name for s in shapes}:
+        raise SpecError(f"Job {job.name!r}: shape={job.shape!r} is not a declared shape", "shape", job.shape)
+    message = unfit_message(
+        requirements or job.requirements, shapes, pinned_shape=job.shape, has_image=bool(job.image)
+    )
+    if message:
+        raise SpecError(f"Job {job.name!r}: {message}", "requirements", None)
+
+
+def apply_documents(docs: list[Document], store: Store, settings: Settings) -> list[dict[str, str]]:
+    """Validate every document, then store them all in one transaction (or none)."""
+    artifacts = ArtifactStore(settings.artifacts_root)
+    specs: list[Spec] = []
+    for doc in docs:
+        spec = parse_spec(doc.body)
+        if isinstance(spec, JobSpec):
+            spec = prepare_job(spec, doc.base_dir, artifacts)
+        specs.append(spec)
+    validate_specs(specs, store)
+    outcomes = store.apply(specs)
+    return [{"kind": s.kind, "name": s.name, "result": r} for s, r in zip(specs, outcomes)]
+
+
+def delete_entry(store: Store, kind: str, name: str, cancel_runs: bool = False, engine=None) -> None:
+    """Remove one shape / job / pipeline, refusing what would break the rest of the catalog."""
+    kind = kind.capitalize()
+    if kind not in KINDS:
+        raise SpecError(f"kind={kind!r} is not one of {', '.join(KINDS)}", "kind", kind)
+    store.require(kind, name)
+    if kind == "Shape":
+        rest = [s for s in store.list("Shape") if s.name != name]
+        for job in store.list("Job"):
+            if job.shape == name:
+                raise Conflict(f"shape {name!r} is pinned by job {job.name!r}; change or delete the job first")
+            if unfit_message(job.requirements, rest, pinned_shape=job.shape, has_image=bool(job.image)):
+                raise Conflict(f"deleting shape {name!r} leaves job {job.name!r} with no shape that fits")
+    if kind in ("Job", "Pipeline"):
+        live = store.count_live_runs(**{kind.lower(): name})
+        if live and not cancel_runs:
+            raise Conflict(
+                f"{kind.lower()} {name!r} has {live} queued or running run(s); cancel them first "
+                f"or delete with --cancel-runs"
+            )
+        if live and engine is not None:
+            for run in store.list_runs(**({"job": name} if kind == "Job" else {}), state=("QUEUED", "STARTING", "RUNNING")):
+                if kind == "Job" or run.pipeline == name:
+                    engine.cancel(run.id, wait=True)
+    if not store.delete(kind, name):
+        raise NotFound(f"{kind.lower()} {name!r} is not in the catalog")

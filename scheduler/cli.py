@@ -1,0 +1,348 @@
+"""The `costwise` command line: parse, call the core, print (rich tables or --json), map errors to exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from .errors import CostwiseError, SpecError, UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Cost-aware scheduler for ML training and batch jobs.")
+JSON_OPT = typer.Option(False, "--json", help="Print JSON only on stdout.")
+
+
+def _ctx(ctx: typer.Context):
+    return ctx.obj
+
+
+def emit(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def console():
+    from rich.console import Console
+
+    return Console()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    home: Optional[Path] = typer.Option(None, "--home", envvar="COSTWISE_HOME", help="Where costwise keeps its files."),
+    db: Optional[str] = typer.Option(None, "--db", envvar="COSTWISE_DB", help="Catalog URL (SQLite or PostgreSQL)."),
+):
+    from .context import AppContext
+    from .settings import Settings
+
+    ctx.obj = AppContext(Settings.resolve(home, db))
+    ctx.call_on_close(ctx.obj.close)
+
+
+# -- catalog ---------------------------------------------------------------------------------------
+@app.command()
+def apply(ctx: typer.Context, files: list[Path] = typer.Argument(..., help="YAML or JSON documents."), as_json: bool = JSON_OPT):
+    """Create or update shapes, jobs and pipelines from documents (all or nothing)."""
+    from .catalog import apply_documents, load_documents
+
+    app_ctx = _ctx(ctx)
+    results = apply_documents(load_documents(files), app_ctx.store, app_ctx.settings)
+    if as_json:
+        return emit(results)
+    for r in results:
+        console().print(f"{r['kind']:<9} {r['name']:<24} {r['result']}")
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    kind: str = typer.Argument(..., help="shape, job or pipeline"),
+    name: str = typer.Argument(...),
+    cancel_runs: bool = typer.Option(False, "--cancel-runs", help="Cancel live runs instead of refusing."),
+    as_json: bool = JSON_OPT,
+):
+    """Remove a shape, job or pipeline from the catalog."""
+    from .catalog import delete_entry
+
+    app_ctx = _ctx(ctx)
+    delete_entry(app_ctx.store, kind, name, cancel_runs=cancel_runs, engine=app_ctx.engine)
+    if as_json:
+        return emit({"kind": kind.capitalize(), "name": name, "result": "deleted"})
+    console().print(f"deleted {kind.lower()} {name}")
+
+
+def parse_fit(text: str):
+    from pydantic import ValidationError
+
+    from .specs import Requirements, describe_error
+
+    aliases = {"memory": "memory_gib", "mem": "memory_gib", "gpu_memory": "gpu_memory_gib", "cpu": "cpus", "gpu": "gpus"}
+    values: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise SpecError(f"--fit: {part!r} is not key=value (e.g. cpus=4,memory=16)", "fit", part)
+        values[aliases.get(key.strip(), key.strip())] = value.strip()
+    try:
+        return Requirements.model_validate(values)
+    except ValidationError as exc:
+        raise describe_error(exc, Requirements, "--fit") from None
+
+
+@app.command()
+def shapes(
+    ctx: typer.Context,
+    fit: Optional[str] = typer.Option(None, "--fit", help="e.g. cpus=4,memory=16,gpus=1,gpu_type=A10"),
+    job: Optional[str] = typer.Option(None, "--job", help="Rank with this job's duration history."),
+    as_json: bool = JSON_OPT,
+):
+    """The catalog's shapes, or the ones that fit ranked by expected cost, with reasons."""
+    from . import placement
+    from .views import fit_table, shapes_table
+
+    app_ctx = _ctx(ctx)
+    store = app_ctx.store
+    all_shapes = store.list("Shape")
+    if fit is None and job is None:
+        if as_json:
+            return emit([s.model_dump(mode="json") for s in sorted(all_shapes, key=lambda s: (s.price_per_hour, s.name))])
+        return console().print(shapes_table(sorted(all_shapes, key=lambda s: (s.price_per_hour, s.name))))
+    job_spec = store.require("Job", job) if job else None
+    requirements = parse_fit(fit) if fit else job_spec.requirements
+    req = placement.PlacementRequest(
+        job=job or "?", requirements=requirements, has_image=bool(job_spec and job_spec.image) or fit is not None,
+        declared_duration_s=job_spec.expected_duration if job_spec else None,
+    )
+    history = store.duration_history(job) if job else {}
+    expl = placement.explain(req, all_shapes, store.in_use_by_shape(), history)
+    if as_json:
+        return emit([
+            {"rank": i, "shape": c.shape, "backend": c.backend, "price_per_hour": c.price_per_hour,
+             "expected_duration_s": c.expected_duration_s, "duration_source": c.duration_source,
+             "expected_cost_usd": c.expected_cost_usd, "free_slots": c.free_slots, "fits": True,
+             "reason": "cheapest" if i == 1 else f"costs more than {expl.ranked[0].shape}"}
+            for i, c in enumerate(expl.ranked, 1)
+        ] + [{"shape": n, "fits": False, "reason": "; ".join(p)} for n, p in expl.rejected])
+    out = console()
+    if expl.ranked:
+        out.print(fit_table(expl))
+        best = expl.ranked[0]
+        out.print(f"chosen: [bold]{best.shape}[/] — cheapest expected cost among {len(expl.ranked)} fitting shape(s)")
+    else:
+        out.print("[red]no shape fits[/]")
+    for name, problems in expl.rejected:
+        out.print(f"  [dim]{name}: {'; '.join(problems)}[/]")
+
+
+# -- runs ------------------------------------------------------------------------------------------
+def parse_env(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SpecError(f"--env {pair!r} is not KEY=VALUE", "env", pair)
+        env[key] = value
+    return env
+
+
+def make_overrides(env, args, shape, max_runtime):
+    from pydantic import ValidationError
+
+    from .specs import RunOverrides, describe_error
+
+    data: dict[str, Any] = {"env": parse_env(env or [])}
+    if args:
+        data["args"] = list(args)
+    if shape:
+        data["shape"] = shape
+    if max_runtime:
+        data["max_runtime"] = max_runtime
+    try:
+        return RunOverrides.model_validate(data)
+    except ValidationError as exc:
+        raise describe_error(exc, RunOverrides, "run override") from None
+
+
+def _progress_printer(as_json: bool):
+    """A live status line on a terminal; nothing when piped or with --json."""
+    if as_json or not sys.stderr.isatty():
+        return None, None
+    from rich.console import Console
+    from rich.status import Status
+
+    from .durations import format_duration
+    from .views import money
+
+    status = Status("queued", console=Console(stderr=True))
+    status.start()
+
+    def update(run, elapsed):
+        cost = (run.price_per_hour or 0) * elapsed / 3600
+        status.update(f"{run.id} {run.job} {run.state.lower()} on {run.shape or '(waiting for a shape)'} "
+                      f"· {format_duration(elapsed)} · {money(cost)}")
+
+    return update, status
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    job: str = typer.Argument(...),
+    env: list[str] = typer.Option([], "--env", help="KEY=VALUE, repeatable."),
+    arg: list[str] = typer.Option([], "--arg", help="Replaces the job's args; repeatable."),
+    shape: Optional[str] = typer.Option(None, "--shape", help="Pin this run to a shape."),
+    max_runtime: Optional[str] = typer.Option(None, "--max-runtime", help="e.g. 90s, 10m, 2h."),
+    wait: bool = typer.Option(False, "--wait", help="Run it now and wait for the end."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be launched; launch nothing."),
+    as_json: bool = JSON_OPT,
+):
+    """Start a run of a job."""
+    app_ctx = _ctx(ctx)
+    overrides = make_overrides(env, arg, shape, max_runtime)
+    engine = app_ctx.engine
+    if dry_run:
+        plan = engine.dry_run(job, overrides)
+        return emit(plan) if as_json else console().print_json(json.dumps(plan, default=str))
+    record = engine.submit(job, overrides, message="queued from the CLI")
+    if not wait:
+        if not as_json:
+            typer.echo("queued; no daemon dispatches it until `costwise daemon` runs (use --wait to run it now)", err=True)
+        return _print_run(record, as_json)
+    update, status = _progress_printer(as_json)
+    try:
+        final = engine.run_to_completion(record, update)
+    finally:
+        if status:
+            status.stop()
+    _print_run(final, as_json)
+    raise typer.Exit(0 if final.state == "SUCCEEDED" else 1)
+
+
+def _print_run(record, as_json: bool) -> None:
+    if as_json:
+        return emit(record.public())
+    from .views import runs_table
+
+    console().print(runs_table([record], title="run"))
+
+
+@app.command()
+def runs(
+    ctx: typer.Context,
+    job: Optional[str] = typer.Option(None, "--job"),
+    state: Optional[str] = typer.Option(None, "--state"),
+    since: Optional[str] = typer.Option(None, "--since", help="ISO time or a duration back from now (e.g. 2h)."),
+    limit: int = typer.Option(50, "--limit"),
+    as_json: bool = JSON_OPT,
+):
+    """The run history, newest first."""
+    from .clock import parse_time
+    from .runs import ALL_STATES
+    from .views import runs_table
+
+    app_ctx = _ctx(ctx)
+    if state and state.upper() not in ALL_STATES:
+        raise SpecError(f"--state {state!r} is not one of {', '.join(ALL_STATES)}", "state", state)
+    try:
+        since_dt = parse_time(since, app_ctx.clock.now()) if since else None
+    except ValueError as exc:
+        raise SpecError(f"--since: {exc}", "since", since) from None
+    records = app_ctx.store.list_runs(job=job, state=state.upper() if state else None, since=since_dt, limit=limit)
+    if as_json:
+        return emit([r.public() for r in records])
+    console().print(runs_table(records))
+
+
+@app.command()
+def show(ctx: typer.Context, run_id: str = typer.Argument(...), as_json: bool = JSON_OPT):
+    """One run in full: placement reasons, usage, cost, events."""
+    from .clock import iso
+    from .views import runs_table
+
+    app_ctx = _ctx(ctx)
+    record = app_ctx.store.get_run(run_id)
+    events = app_ctx.store.events(run_id)
+    if as_json:
+        return emit({**record.detail(), "events": [{"at": iso(e["at"]), "state": e["state"], "message": e["message"]} for e in events]})
+    out = console()
+    out.print(runs_table([record], title=f"run {run_id}"))
+    placement = record.placement or {}
+    if placement.get("reason"):
+        out.print(f"placement: {placement['reason']}")
+    for alt in placement.get("alternatives", []):
+        cost = "-" if alt["expected_cost_usd"] is None else f"${alt['expected_cost_usd']:.4f}"
+        out.print(f"  {alt['shape']:<24} ${alt['price_per_hour']:.4g}/h  expected {cost} ({alt['duration_source']})")
+    out.print(f"artifacts: {record.artifacts_dir or '-'}")
+    for e in events:
+        out.print(f"  {iso(e['at'])}  {e['state'] or '':<10} {e['message'] or ''}")
+
+
+@app.command()
+def logs(ctx: typer.Context, run_id: str = typer.Argument(...), follow: bool = typer.Option(False, "--follow", "-f")):
+    """Print a run's log (stdout and stderr)."""
+    import time
+
+    app_ctx = _ctx(ctx)
+    record = app_ctx.store.get_run(run_id)
+    path = app_ctx.settings.run_dir(run_id) / "run.log"
+    if not path.exists():
+        if record.finished:
+            return
+        raise UserError(f"run {run_id!r} has no log yet (state {record.state})")
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(65536)
+            if chunk:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+                continue
+            if not follow or app_ctx.store.get_run(run_id).finished:
+                break
+            time.sleep(0.3)
+
+
+@app.command()
+def cancel(ctx: typer.Context, run_id: str = typer.Argument(...), as_json: bool = JSON_OPT):
+    """Cancel a run: SIGTERM, then SIGKILL after the job's stop_grace."""
+    record = _ctx(ctx).engine.cancel(run_id, wait=True)
+    _print_run(record, as_json)
+
+
+@app.command()
+def demo(ctx: typer.Context, as_json: bool = JSON_OPT):
+    """Declare example shapes and jobs, run them, and show where they ran and what they cost."""
+    from .demo import run_demo
+
+    code = run_demo(_ctx(ctx), as_json=as_json)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except CostwiseError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

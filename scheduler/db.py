@@ -1,0 +1,172 @@
+"""Database engine and schema: SQLite (WAL) by default, PostgreSQL through COSTWISE_DB.
+
+Migrations are additive: tables and nullable columns that a newer costwise added are created on
+open, so a newer version opens an older catalog; a catalog from a *newer* version is refused.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.types import TypeDecorator
+
+from .errors import SchemaTooOld
+
+SCHEMA_VERSION = 1
+
+
+class UTCDateTime(TypeDecorator):
+    """Stored as naive UTC everywhere; read back as aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+metadata = MetaData()
+
+meta = Table("costwise_meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text))
+
+catalog = Table(
+    "catalog",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("spec", JSON, nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("job", String(128), index=True),
+    Column("state", String(16), nullable=False, index=True),
+    Column("pipeline", String(128), index=True),
+    Column("pipeline_run", String(32), index=True),
+    Column("step", String(128)),
+    Column("reason", Text),
+    Column("shape", String(128), index=True),
+    Column("backend", String(16)),
+    Column("queued_at", UTCDateTime, index=True),
+    Column("started_at", UTCDateTime),
+    Column("ended_at", UTCDateTime, index=True),
+    Column("duration_s", Float),
+    Column("exit_code", Integer),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("saved_usd", Float, nullable=False, default=0.0),
+    Column("cache_hit", Boolean, nullable=False, default=False),
+    Column("reused_from", String(32)),
+    Column("cpu_util_avg", Float),
+    Column("mem_peak_bytes", BigInteger),
+    Column("gpu_util_avg", Float),
+    Column("artifacts_dir", Text),
+    Column("spec", JSON),
+    Column("overrides", JSON),
+    Column("labels", JSON),
+    Column("price_per_hour", Float),
+    Column("placement", JSON),
+    Column("handle", JSON),
+    Column("deadline_at", UTCDateTime),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("cancel_requested_at", UTCDateTime),
+    Column("extra", JSON),
+)
+
+run_events = Table(
+    "run_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("state", String(16)),
+    Column("message", Text),
+)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60})
+        _sqlite_pragmas(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        # IMMEDIATE takes the write lock up front, so read-then-write (claiming a slot) is atomic
+        # across processes instead of failing later with "database is locked".
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create what is missing; refuse a catalog written by a newer costwise."""
+    with engine.begin() as conn:
+        found = None
+        if inspect(conn).has_table("costwise_meta"):
+            row = conn.execute(meta.select().where(meta.c.key == "schema_version")).first()
+            found = int(row.value) if row else None
+        if found is not None and found > SCHEMA_VERSION:
+            raise SchemaTooOld(
+                f"the catalog at {engine.url.render_as_string(hide_password=True)} has schema "
+                f"version {found}, newer than this costwise ({SCHEMA_VERSION}); upgrade costwise"
+            )
+        if found == SCHEMA_VERSION:
+            return
+        metadata.create_all(conn)
+        _add_missing_columns(conn)
+        conn.execute(meta.delete().where(meta.c.key == "schema_version"))
+        conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+
+
+def _add_missing_columns(conn) -> None:
+    insp = inspect(conn)
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in insp.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                ddl = column.type.compile(dialect=conn.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl}'))

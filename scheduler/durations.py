@@ -1,0 +1,42 @@
+"""Durations as people write them: "90s", "10m", "2h", "3d", or plain seconds."""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+
+MAX_RUNTIME_CAP_S = 30 * 86400
+DEFAULT_MAX_RUNTIME_S = 24 * 3600
+
+
+def parse_duration(value: object, field: str = "duration") -> float:
+    """Seconds from a duration; ValueError naming the field and the value otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"{field}: {value!r} is not a duration (use e.g. '90s', '10m', '2h', '3d')")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _PATTERN.match(value)):
+        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    else:
+        raise ValueError(f"{field}: {value!r} is not a duration (use e.g. '90s', '10m', '2h', '3d')")
+    if seconds < 0:
+        raise ValueError(f"{field}: {value!r} is negative")
+    return seconds
+
+
+def format_duration(seconds: float | None) -> str:
+    """Short human form: 0.4s, 12s, 3m05s, 2h10m, 3d4h."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600}h"

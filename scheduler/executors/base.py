@@ -1,0 +1,79 @@
+"""The one small interface every backend implements.
+
+An executor launches a run and hands back a JSON-safe *handle* that is persisted with the run, so a
+restarted daemon can ``adopt`` it. Everything after launch takes that handle:
+
+- ``wait(handle, timeout)`` returns the run's ``ExitStatus`` once it has ended, else None after at
+  most ``timeout`` seconds (``poll`` is ``wait`` with timeout 0);
+- ``sample(handle)`` takes one utilization sample; ``usage(handle)`` summarises them;
+- ``cancel(handle, grace_s)`` stops the run: SIGTERM (or the backend's equivalent), SIGKILL after
+  ``grace_s``, and returns when nothing of it is left;
+- ``adopt(handle)`` says whether the run is still alive after a restart, and resumes tracking it;
+- ``describe(spec)`` is what ``--dry-run`` prints: the process, container spec or Job manifest;
+- ``forget(handle)`` drops what the executor keeps in memory about a finished run.
+
+Backends never touch the store; the engine records what they report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..specs import Mount, ShapeSpec
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    run_id: str
+    job: str
+    argv: list[str]
+    workdir: Path
+    env: dict[str, str]
+    secret_names: frozenset[str]
+    log_path: Path
+    shape: ShapeSpec
+    max_runtime_s: float
+    image: str | None = None
+    mounts: tuple[Mount, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    retries: int = 0
+    dirs: dict[str, Path] = field(default_factory=dict)  # artifacts, input, output, checkpoint
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    exit_code: int | None
+    reason: str | None = None  # e.g. "exit code 3", "OOMKilled", "lost"
+
+
+@dataclass(frozen=True)
+class Usage:
+    cpu_util_avg: float | None = None  # share of the shape's vCPUs used, 0..1
+    mem_peak_bytes: int | None = None
+    gpu_util_avg: float | None = None  # 0..1, None where there is no GPU
+
+
+class Executor(Protocol):
+    backend: str
+
+    def launch(self, spec: LaunchSpec) -> dict[str, Any]: ...
+
+    def wait(self, handle: dict[str, Any], timeout: float) -> ExitStatus | None: ...
+
+    def sample(self, handle: dict[str, Any]) -> None: ...
+
+    def usage(self, handle: dict[str, Any]) -> Usage: ...
+
+    def cancel(self, handle: dict[str, Any], grace_s: float) -> ExitStatus: ...
+
+    def adopt(self, handle: dict[str, Any]) -> bool: ...
+
+    def describe(self, spec: LaunchSpec) -> dict[str, Any]: ...
+
+    def forget(self, handle: dict[str, Any]) -> None: ...
+
+
+def redacted_env(spec: LaunchSpec) -> dict[str, str]:
+    return {k: ("<secret>" if k in spec.secret_names else v) for k, v in sorted(spec.env.items())}

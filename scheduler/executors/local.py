@@ -1,0 +1,315 @@
+"""Local processes: one process group per run, utilization over the whole tree, no survivors.
+
+A run is started as ``sh -c '"$@"; echo $? > exit_code'`` in a new session, so its exit code
+survives the supervisor (a restarted daemon reads it from the file). Stopping a run signals its
+process group *and* every process that carries its ``COSTWISE_RUN_ID`` (that catches grandchildren
+which left the group with setsid), SIGTERM first and SIGKILL after the grace period.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from ..gpu import GPU
+from .base import ExitStatus, LaunchSpec, Usage, redacted_env
+
+WRAPPER = '"$@"; rc=$?; echo "$rc" > "$0"; exit "$rc"'
+
+
+@dataclass
+class _Tracked:
+    pid: int
+    run_id: str
+    vcpus: float
+    gpus: float
+    popen: subprocess.Popen | None
+    root: psutil.Process | None
+    started: float
+    pidfd: int | None = None
+    procs: dict[int, psutil.Process] = field(default_factory=dict)
+    cpu_s: float = 0.0
+    mem_peak: int = 0
+    gpu_samples: list[float] = field(default_factory=list)
+    ended: float | None = None
+    reaped_code: int | None = None
+    final: ExitStatus | None = None
+
+
+class LocalExecutor:
+    backend = "local"
+
+    def __init__(self, gpu=GPU):
+        self._runs: dict[str, _Tracked] = {}
+        self._lock = threading.Lock()
+        self._gpu = gpu
+
+    # -- launch --------------------------------------------------------------------------------
+    def launch(self, spec: LaunchSpec) -> dict[str, Any]:
+        exit_file = spec.log_path.parent / "exit_code"
+        exit_file.unlink(missing_ok=True)
+        with open(spec.log_path, "ab") as log:
+            popen = subprocess.Popen(
+                ["/bin/sh", "-c", WRAPPER, str(exit_file), *spec.argv],
+                cwd=spec.workdir,
+                env=spec.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        root = psutil.Process(popen.pid)
+        handle = {
+            "pid": popen.pid,
+            "create_time": root.create_time(),
+            "exit_file": str(exit_file),
+            "run_id": spec.run_id,
+            "vcpus": spec.shape.vcpus,
+            "gpus": spec.shape.gpus,
+        }
+        self._track(handle, popen, root)
+        return handle
+
+    def describe(self, spec: LaunchSpec) -> dict[str, Any]:
+        return {
+            "backend": "local",
+            "argv": spec.argv,
+            "cwd": str(spec.workdir),
+            "env": redacted_env(spec),
+            "log": str(spec.log_path),
+            "process_group": "own session (setsid)",
+            "shape": {"name": spec.shape.name, "vcpus": spec.shape.vcpus, "memory_gib": spec.shape.memory_gib},
+            "max_runtime_s": spec.max_runtime_s,
+        }
+
+    def _track(self, handle, popen, root) -> _Tracked:
+        tracked = _Tracked(
+            pid=handle["pid"], run_id=handle["run_id"], vcpus=handle["vcpus"], gpus=handle.get("gpus", 0),
+            popen=popen, root=root, started=time.monotonic(),
+        )
+        try:
+            tracked.pidfd = os.pidfd_open(handle["pid"])
+        except (OSError, AttributeError):
+            tracked.pidfd = None
+        tracked.procs[root.pid] = root
+        with self._lock:
+            self._runs[handle["run_id"]] = tracked
+        return tracked
+
+    def _get(self, handle) -> _Tracked | None:
+        with self._lock:
+            return self._runs.get(handle["run_id"])
+
+    # -- waiting -------------------------------------------------------------------------------
+    def wait(self, handle: dict[str, Any], timeout: float) -> ExitStatus | None:
+        tracked = self._get(handle)
+        if tracked is None:
+            return None if self.adopt(handle) else ExitStatus(self._exit_file_code(handle), "lost")
+        if tracked.final is not None:
+            return tracked.final
+        status = self._check(tracked, handle)
+        if status is None and timeout > 0:
+            self._block(tracked, timeout)
+            status = self._check(tracked, handle)
+        return status
+
+    def _block(self, tracked: _Tracked, timeout: float) -> None:
+        if tracked.pidfd is not None:
+            select.select([tracked.pidfd], [], [], timeout)
+        else:
+            time.sleep(min(timeout, 0.05))
+
+    def _check(self, tracked: _Tracked, handle) -> ExitStatus | None:
+        """The exit status if the run's root process has ended (reaping it when it is ours)."""
+        if tracked.popen is not None:
+            try:
+                pid, status, rusage = os.wait4(tracked.pid, os.WNOHANG)
+            except ChildProcessError:
+                pid, status, rusage = tracked.pid, None, None
+            if pid == 0:
+                return None
+            if rusage is not None:
+                tracked.cpu_s = max(tracked.cpu_s, rusage.ru_utime + rusage.ru_stime)
+                tracked.mem_peak = max(tracked.mem_peak, rusage.ru_maxrss * 1024)
+            code = self._exit_file_code(handle)
+            if code is None and status is not None:
+                code = os.waitstatus_to_exitcode(status)
+        else:
+            if _alive(tracked.root):
+                return None
+            code = self._exit_file_code(handle)
+            if code is None:
+                code = tracked.reaped_code
+        return self._finish(tracked, handle, code)
+
+    def _finish(self, tracked: _Tracked, handle, code: int | None) -> ExitStatus:
+        tracked.ended = time.monotonic()
+        leftovers = self._collect(handle, tracked)
+        if leftovers:  # background processes the run left behind: nobody pays for them, stop them
+            self._terminate(handle, tracked, leftovers, grace_s=1.0)
+        if tracked.pidfd is not None:
+            os.close(tracked.pidfd)
+            tracked.pidfd = None
+        reason = None if code == 0 else ("exit code unknown" if code is None else f"exit code {code}")
+        tracked.final = ExitStatus(code, reason)
+        return tracked.final
+
+    @staticmethod
+    def _exit_file_code(handle) -> int | None:
+        try:
+            return int(Path(handle["exit_file"]).read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    # -- utilization ---------------------------------------------------------------------------
+    def sample(self, handle: dict[str, Any]) -> None:
+        tracked = self._get(handle)
+        if tracked is None or tracked.final is not None or tracked.root is None:
+            return
+        try:
+            tree = [tracked.root, *tracked.root.children(recursive=True)]
+        except psutil.Error:
+            return
+        rss = cpu = 0.0
+        for proc in tree:
+            proc = tracked.procs.setdefault(proc.pid, proc)
+            try:
+                with proc.oneshot():
+                    rss += proc.memory_info().rss
+                    t = proc.cpu_times()
+                    cpu += t.user + t.system + t.children_user + t.children_system
+            except psutil.Error:
+                continue
+        tracked.mem_peak = max(tracked.mem_peak, int(rss))
+        tracked.cpu_s = max(tracked.cpu_s, cpu)
+        if tracked.gpus:
+            util = self._gpu.utilization()
+            if util is not None:
+                tracked.gpu_samples.append(util)
+
+    def usage(self, handle: dict[str, Any]) -> Usage:
+        tracked = self._get(handle)
+        if tracked is None:
+            return Usage()
+        wall = (tracked.ended or time.monotonic()) - tracked.started
+        cpu = None
+        if wall > 0 and tracked.vcpus:
+            cpu = min(tracked.cpu_s / (wall * tracked.vcpus), 1.0)
+        gpu = sum(tracked.gpu_samples) / len(tracked.gpu_samples) if tracked.gpu_samples else None
+        return Usage(cpu, tracked.mem_peak or None, gpu)
+
+    def forget(self, handle: dict[str, Any]) -> None:
+        with self._lock:
+            tracked = self._runs.pop(handle["run_id"], None)
+        if tracked is not None and tracked.pidfd is not None:
+            os.close(tracked.pidfd)
+
+    # -- stopping ------------------------------------------------------------------------------
+    def cancel(self, handle: dict[str, Any], grace_s: float) -> ExitStatus:
+        tracked = self._get(handle)
+        if tracked is None:
+            if not self.adopt(handle):
+                self._terminate(handle, None, self._collect(handle, None), grace_s)
+                return ExitStatus(self._exit_file_code(handle), "lost")
+            tracked = self._get(handle)
+        if tracked.final is not None:
+            return tracked.final
+        self._terminate(handle, tracked, self._collect(handle, tracked), grace_s)
+        status = None
+        for _ in range(200):
+            status = self._check(tracked, handle)
+            if status is not None:
+                break
+            self._block(tracked, 0.05)
+        return status or ExitStatus(None, "did not stop")
+
+    def _collect(self, handle, tracked: _Tracked | None) -> list[psutil.Process]:
+        """Every live process of the run: its group, its tree, and whatever carries its run id."""
+        pgid, run_id, me = handle["pid"], handle["run_id"], os.getpid()
+        found: dict[int, psutil.Process] = {}
+        if tracked is not None:
+            for proc in list(tracked.procs.values()):
+                if _alive(proc):
+                    found[proc.pid] = proc
+        for proc in psutil.process_iter():
+            if proc.pid == me or proc.pid in found:
+                continue
+            try:
+                if os.getpgid(proc.pid) == pgid or proc.environ().get("COSTWISE_RUN_ID") == run_id:
+                    if _alive(proc):
+                        found[proc.pid] = proc
+            except (psutil.Error, OSError):
+                continue
+        return list(found.values())
+
+    def _terminate(self, handle, tracked, procs: list[psutil.Process], grace_s: float) -> None:
+        """SIGTERM everything, SIGKILL what is left after the grace period, until nothing is left."""
+        _signal_all(handle["pid"], procs, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and any(_alive(p) for p in procs):
+            if tracked is not None and tracked.popen is not None:
+                self._reap_quietly(tracked)
+            time.sleep(0.02)
+        for _ in range(50):
+            procs = [p for p in procs if _alive(p)] + [
+                p for p in self._collect(handle, tracked) if p.pid not in {q.pid for q in procs}
+            ]
+            if not procs:
+                return
+            _signal_all(handle["pid"], procs, signal.SIGKILL)
+            time.sleep(0.02)
+
+    @staticmethod
+    def _reap_quietly(tracked: _Tracked) -> None:
+        """Reap our own child so it does not linger as a zombie; its status stays in the exit file."""
+        try:
+            pid, _status, rusage = os.wait4(tracked.pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid:
+            tracked.popen = None  # reaped: from now on we only read the exit file
+            tracked.reaped_code = os.waitstatus_to_exitcode(_status)
+            tracked.cpu_s = max(tracked.cpu_s, rusage.ru_utime + rusage.ru_stime)
+
+    # -- restarts ------------------------------------------------------------------------------
+    def adopt(self, handle: dict[str, Any]) -> bool:
+        try:
+            root = psutil.Process(handle["pid"])
+            same = abs(root.create_time() - handle["create_time"]) < 0.01
+        except psutil.Error:
+            return False
+        if not same or not _alive(root):
+            return False
+        self._track(handle, None, root)
+        return True
+
+
+def _alive(proc: psutil.Process | None) -> bool:
+    if proc is None:
+        return False
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _signal_all(pgid: int, procs: list[psutil.Process], sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for proc in procs:
+        try:
+            proc.send_signal(sig)
+        except psutil.Error:
+            pass

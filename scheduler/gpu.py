@@ -1,0 +1,44 @@
+"""GPU utilization through NVML (nvidia-ml-py). No GPU, or no driver, is "no GPU", never an error."""
+
+from __future__ import annotations
+
+import threading
+
+
+class GpuProbe:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._handles: list | None = None
+
+    def _init(self) -> list:
+        if self._handles is None:
+            try:
+                import pynvml
+
+                pynvml.nvmlInit()
+                count = pynvml.nvmlDeviceGetCount()
+                self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+            except Exception:  # ImportError or NVMLError (library not found, no device)
+                self._handles = []
+        return self._handles
+
+    def available(self) -> bool:
+        with self._lock:
+            return bool(self._init())
+
+    def utilization(self) -> float | None:
+        """Mean busy share of all GPUs right now (0..1), or None without a GPU."""
+        with self._lock:
+            handles = self._init()
+            if not handles:
+                return None
+            import pynvml
+
+            try:
+                rates = [pynvml.nvmlDeviceGetUtilizationRates(h).gpu for h in handles]
+            except Exception:
+                return None
+        return sum(rates) / (100.0 * len(rates))
+
+
+GPU = GpuProbe()

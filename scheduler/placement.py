@@ -1,0 +1,281 @@
+"""Cheapest-fit placement: pure functions over a snapshot of shapes, usage and run history.
+
+No I/O, no clock of its own (``now`` is passed in). ``place`` is the fast decision the engine and
+daemon call for every queued run; ``explain`` ranks every shape with its reasons for people.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable, Mapping
+
+from .specs import Requirements, ShapeSpec
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementRequest:
+    job: str
+    requirements: Requirements
+    pinned_shape: str | None = None
+    backends: frozenset[str] | None = None  # None: any backend
+    has_image: bool = False
+    declared_duration_s: float | None = None
+    max_wait_s: float = 600.0
+    queued_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    shape: str
+    backend: str
+    price_per_hour: float
+    expected_duration_s: float | None
+    duration_source: str  # history | similar shapes | job history | declared | none (price order)
+    expected_cost_usd: float | None
+    free_slots: int
+
+    @property
+    def sort_key(self) -> tuple:
+        cost = self.expected_cost_usd if self.expected_cost_usd is not None else self.price_per_hour
+        return (cost, self.price_per_hour, self.shape)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: str  # place | wait | refuse
+    shape: str | None
+    reason: str
+    chosen: Candidate | None = None
+    cheapest: Candidate | None = None
+
+
+@dataclass(frozen=True)
+class Explanation:
+    ranked: list[Candidate]
+    rejected: list[tuple[str, list[str]]] = field(default_factory=list)
+
+
+def speed_class(shape: ShapeSpec) -> tuple[str, float]:
+    """Shapes of one class are assumed to run a job equally fast (same GPU type and count)."""
+    return ((shape.gpu_type or "cpu").lower(), shape.gpus)
+
+
+def fit_problems(req: PlacementRequest, shape: ShapeSpec) -> list[str]:
+    """Why the shape cannot take the request; empty when it fits."""
+    r = req.requirements
+    problems = []
+    if req.pinned_shape and shape.name != req.pinned_shape:
+        problems.append(f"not the pinned shape {req.pinned_shape!r}")
+    if req.backends is not None and shape.backend not in req.backends:
+        problems.append(f"backend {shape.backend} not allowed here")
+    if shape.backend != "local" and not req.has_image:
+        problems.append(f"backend {shape.backend} needs the job to name an image")
+    if r.cpus > shape.vcpus:
+        problems.append(f"cpus {r.cpus:g} > vcpus {shape.vcpus:g}")
+    if r.memory_gib > shape.memory_gib:
+        problems.append(f"memory_gib {r.memory_gib:g} > {shape.memory_gib:g}")
+    if r.gpus > shape.gpus:
+        problems.append(f"gpus {r.gpus:g} > {shape.gpus:g}")
+    if r.gpu_type and (shape.gpu_type or "").lower() != r.gpu_type.lower():
+        problems.append(f"gpu_type {r.gpu_type} != {shape.gpu_type or 'none'}")
+    if r.gpu_memory_gib > shape.gpu_memory_gib:
+        problems.append(f"gpu_memory_gib {r.gpu_memory_gib:g} > {shape.gpu_memory_gib:g}")
+    return problems
+
+
+def fits(req: PlacementRequest, shape: ShapeSpec) -> bool:
+    r = req.requirements
+    return (
+        r.cpus <= shape.vcpus
+        and r.memory_gib <= shape.memory_gib
+        and r.gpus <= shape.gpus
+        and r.gpu_memory_gib <= shape.gpu_memory_gib
+        and (not r.gpu_type or (shape.gpu_type or "").lower() == r.gpu_type.lower())
+        and (req.pinned_shape is None or shape.name == req.pinned_shape)
+        and (req.backends is None or shape.backend in req.backends)
+        and (shape.backend == "local" or req.has_image)
+    )
+
+
+class ShapeIndex:
+    """A snapshot of the catalog's shapes, sorted by price within each speed class."""
+
+    def __init__(self, shapes: Iterable[ShapeSpec]):
+        self.shapes = sorted(shapes, key=lambda s: (s.price_per_hour, s.name))
+        self.by_name = {s.name: s for s in self.shapes}
+        self.classes: dict[tuple[str, float], list[ShapeSpec]] = {}
+        for shape in self.shapes:
+            self.classes.setdefault(speed_class(shape), []).append(shape)
+
+
+class DurationModel:
+    """Expected duration of one job per shape: its own history, similar shapes, the job, or declared."""
+
+    def __init__(self, index: ShapeIndex, history: Mapping[str, float], declared: float | None):
+        self.history = {k: v for k, v in history.items() if k in index.by_name}
+        per_class: dict[tuple[str, float], list[float]] = {}
+        for name, seconds in self.history.items():
+            per_class.setdefault(speed_class(index.by_name[name]), []).append(seconds)
+        self.per_class = {k: statistics.median(v) for k, v in per_class.items()}
+        self.job = statistics.median(self.history.values()) if self.history else None
+        self.declared = declared
+
+    def class_estimate(self, cls: tuple[str, float]) -> tuple[float | None, str]:
+        if cls in self.per_class:
+            return self.per_class[cls], "similar shapes"
+        if self.job is not None:
+            return self.job, "job history"
+        if self.declared is not None:
+            return self.declared, "declared"
+        return None, "none (price order)"
+
+    def estimate(self, shape: ShapeSpec) -> tuple[float | None, str]:
+        if shape.name in self.history:
+            return self.history[shape.name], "history"
+        return self.class_estimate(speed_class(shape))
+
+
+def _candidate(shape: ShapeSpec, model: DurationModel, in_use: Mapping[str, int]) -> Candidate:
+    seconds, source = model.estimate(shape)
+    cost = None if seconds is None else shape.price_per_hour * seconds / 3600.0
+    free = max(shape.capacity - in_use.get(shape.name, 0), 0)
+    return Candidate(shape.name, shape.backend, shape.price_per_hour, seconds, source, cost, free)
+
+
+def _best_in(shapes: list[ShapeSpec], req, in_use, skip) -> tuple[ShapeSpec | None, ShapeSpec | None]:
+    """First fitting shape and first fitting shape with a free slot, in price order."""
+    any_fit = free_fit = None
+    for shape in shapes:
+        if shape.name in skip or not fits(req, shape):
+            continue
+        if any_fit is None:
+            any_fit = shape
+        if in_use.get(shape.name, 0) < shape.capacity:
+            free_fit = shape
+            break
+    return any_fit, free_fit
+
+
+def place(
+    req: PlacementRequest,
+    index: ShapeIndex,
+    in_use: Mapping[str, int],
+    history: Mapping[str, float],
+    now: datetime,
+) -> Decision:
+    """Where the run goes now: the cheapest fitting shape with a free slot, or wait, or refuse."""
+    model = DurationModel(index, history, req.declared_duration_s)
+    if req.pinned_shape is not None:
+        pinned = index.by_name.get(req.pinned_shape)
+        groups = [[pinned]] if pinned else []
+    elif not model.history:
+        groups = [index.shapes]  # one duration estimate for all: plain price order
+    else:
+        groups = list(index.classes.values())
+    skip = model.history.keys()
+    best_any: Candidate | None = None
+    best_free: Candidate | None = None
+    for name in skip:
+        shape = index.by_name[name]
+        if fits(req, shape):
+            cand = _candidate(shape, model, in_use)
+            best_any = _cheaper(best_any, cand)
+            if cand.free_slots:
+                best_free = _cheaper(best_free, cand)
+    for group in groups:
+        any_fit, free_fit = _best_in(group, req, in_use, skip)
+        if any_fit is not None:
+            best_any = _cheaper(best_any, _candidate(any_fit, model, in_use))
+        if free_fit is not None:
+            best_free = _cheaper(best_free, _candidate(free_fit, model, in_use))
+    return _decide(req, best_any, best_free, now)
+
+
+def _cheaper(a: Candidate | None, b: Candidate) -> Candidate:
+    return b if a is None or b.sort_key < a.sort_key else a
+
+
+def _decide(req, best_any, best_free, now) -> Decision:
+    if best_any is None:
+        return Decision("refuse", None, "no shape fits the requirements")
+    why = _why(best_any)
+    if best_free is not None and best_free.shape == best_any.shape:
+        return Decision("place", best_any.shape, f"cheapest fitting shape: {why}", best_any, best_any)
+    waited = (now - req.queued_at).total_seconds() if req.queued_at else 0.0
+    if best_free is None:
+        return Decision("wait", None, f"every fitting shape is full; cheapest is {best_any.shape}", None, best_any)
+    if waited >= req.max_wait_s:
+        return Decision(
+            "place",
+            best_free.shape,
+            f"spilled over after waiting {waited:.0f}s for {best_any.shape} (full, max_wait {req.max_wait_s:g}s): {_why(best_free)}",
+            best_free,
+            best_any,
+        )
+    return Decision(
+        "wait",
+        None,
+        f"waiting for {best_any.shape} (full); spills to {best_free.shape} after max_wait {req.max_wait_s:g}s",
+        None,
+        best_any,
+    )
+
+
+def _why(c: Candidate) -> str:
+    if c.expected_cost_usd is None:
+        return f"{c.shape} at ${c.price_per_hour:.4g}/h (no duration history: price order)"
+    return (
+        f"{c.shape} expected ${c.expected_cost_usd:.4g} "
+        f"({c.expected_duration_s:.1f}s from {c.duration_source} at ${c.price_per_hour:.4g}/h)"
+    )
+
+
+def explain(
+    req: PlacementRequest,
+    shapes: Iterable[ShapeSpec],
+    in_use: Mapping[str, int],
+    history: Mapping[str, float],
+) -> Explanation:
+    """Every shape: the fitting ones ranked by expected cost, the others with why they do not fit."""
+    index = shapes if isinstance(shapes, ShapeIndex) else ShapeIndex(shapes)
+    model = DurationModel(index, history, req.declared_duration_s)
+    ranked, rejected = [], []
+    for shape in index.shapes:
+        problems = fit_problems(req, shape)
+        if problems:
+            rejected.append((shape.name, problems))
+        else:
+            ranked.append(_candidate(shape, model, in_use))
+    ranked.sort(key=lambda c: c.sort_key)
+    return Explanation(ranked, rejected)
+
+
+def unfit_message(requirements: Requirements, shapes: list[ShapeSpec], **request) -> str | None:
+    """None when some shape fits; else one line naming the requirement and the biggest shape."""
+    req = PlacementRequest(job="?", requirements=requirements, **request)
+    if any(fits(req, s) for s in shapes):
+        return None
+    if not shapes:
+        return "no shapes are declared; apply a Shape first"
+    r = requirements
+    biggest = max(shapes, key=lambda s: (s.gpus, s.vcpus, s.memory_gib, s.price_per_hour))
+    desc = f"the biggest is {biggest.name} (vcpus={biggest.vcpus:g}, memory_gib={biggest.memory_gib:g}, gpus={biggest.gpus:g})"
+    for name, need, have in (
+        ("cpus", r.cpus, max(s.vcpus for s in shapes)),
+        ("memory_gib", r.memory_gib, max(s.memory_gib for s in shapes)),
+        ("gpus", r.gpus, max(s.gpus for s in shapes)),
+        ("gpu_memory_gib", r.gpu_memory_gib, max(s.gpu_memory_gib for s in shapes)),
+    ):
+        if need > have:
+            return f"requirements.{name}={need:g} fits no shape; {desc}"
+    if r.gpu_type and not any((s.gpu_type or "").lower() == r.gpu_type.lower() for s in shapes):
+        types = sorted({s.gpu_type for s in shapes if s.gpu_type})
+        return f"requirements.gpu_type={r.gpu_type!r} fits no shape (types: {', '.join(types) or 'none'})"
+    problems = {s.name: fit_problems(req, s) for s in shapes}
+    closest = min(problems, key=lambda n: len(problems[n]))
+    return (
+        f"requirements {r.model_dump(exclude_defaults=True) or {}} fit no single shape; "
+        f"closest is {closest}: {'; '.join(problems[closest])}"
+    )

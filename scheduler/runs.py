@@ -1,0 +1,94 @@
+"""The run record (contract: DESIGN.md 'Run JSON fields') and its states."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from .clock import iso
+
+QUEUED, STARTING, RUNNING = "QUEUED", "STARTING", "RUNNING"
+SUCCEEDED, FAILED, CANCELED, TIMED_OUT = "SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"
+CACHED, SKIPPED = "CACHED", "SKIPPED"
+
+ACTIVE_STATES = (QUEUED, STARTING, RUNNING)
+LIVE_STATES = (STARTING, RUNNING)  # holding a slot on a shape
+FINAL_STATES = (SUCCEEDED, FAILED, CANCELED, TIMED_OUT, CACHED, SKIPPED)
+ALL_STATES = ACTIVE_STATES + FINAL_STATES
+
+PUBLIC_FIELDS = (
+    "id", "job", "pipeline", "pipeline_run", "step", "state", "reason", "shape", "backend",
+    "queued_at", "started_at", "ended_at", "duration_s", "exit_code", "cost_usd", "saved_usd",
+    "cache_hit", "reused_from", "cpu_util_avg", "mem_peak_bytes", "gpu_util_avg", "artifacts_dir",
+)
+
+
+def new_run_id() -> str:
+    return "r-" + secrets.token_hex(5)
+
+
+@dataclass
+class RunRecord:
+    id: str
+    job: str | None
+    state: str = QUEUED
+    pipeline: str | None = None
+    pipeline_run: str | None = None
+    step: str | None = None
+    reason: str | None = None
+    shape: str | None = None
+    backend: str | None = None
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_s: float | None = None
+    exit_code: int | None = None
+    cost_usd: float = 0.0
+    saved_usd: float = 0.0
+    cache_hit: bool = False
+    reused_from: str | None = None
+    cpu_util_avg: float | None = None
+    mem_peak_bytes: int | None = None
+    gpu_util_avg: float | None = None
+    artifacts_dir: str | None = None
+    # Not in the public record, but kept with it:
+    spec: dict[str, Any] = field(default_factory=dict)  # the job spec as launched (overrides applied)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    price_per_hour: float | None = None
+    placement: dict[str, Any] = field(default_factory=dict)
+    handle: dict[str, Any] = field(default_factory=dict)
+    deadline_at: datetime | None = None
+    attempt: int = 0
+    cancel_requested_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL_STATES
+
+    def public(self) -> dict[str, Any]:
+        """The contract's JSON form."""
+        out = {}
+        for name in PUBLIC_FIELDS:
+            value = getattr(self, name)
+            out[name] = iso(value) if isinstance(value, datetime) else value
+        return out
+
+    def detail(self) -> dict[str, Any]:
+        """Public fields plus what `costwise show` explains (placement, labels, attempts)."""
+        out = self.public()
+        out.update(
+            labels=self.labels, price_per_hour=self.price_per_hour, placement=self.placement,
+            attempt=self.attempt, deadline_at=iso(self.deadline_at), overrides=self.overrides,
+        )
+        out.update(self.extra)
+        return out
+
+    def as_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+RUN_FIELD_NAMES = tuple(f.name for f in fields(RunRecord))

@@ -1,0 +1,224 @@
+"""The catalog and run history behind one narrow interface (SQLAlchemy Core; SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.engine import Engine
+
+from . import db
+from .errors import NotFound
+from .runs import LIVE_STATES, RUN_FIELD_NAMES, SUCCEEDED, RunRecord
+from .specs import Spec, parse_spec, spec_to_doc
+
+HISTORY_RUNS = 200  # finished runs of a job looked at when estimating its duration per shape
+
+
+class Store:
+    def __init__(self, engine: Engine, clock):
+        self.engine = engine
+        self.clock = clock
+
+    @classmethod
+    def open(cls, url: str, clock) -> "Store":
+        engine = db.make_engine(url)
+        db.ensure_schema(engine)
+        return cls(engine, clock)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- catalog -------------------------------------------------------------------------------
+    def apply(self, specs: Sequence[Spec], delete_first: Iterable[tuple[str, str]] = ()) -> list[str]:
+        """Upsert all specs in one transaction; returns 'created' / 'updated' / 'unchanged' for each."""
+        now = self.clock.now()
+        outcomes = []
+        with self.engine.begin() as conn:
+            for kind, name in delete_first:
+                conn.execute(delete(db.catalog).where(db.catalog.c.kind == kind, db.catalog.c.name == name))
+            for spec in specs:
+                doc = spec_to_doc(spec)
+                key = and_(db.catalog.c.kind == spec.kind, db.catalog.c.name == spec.name)
+                row = conn.execute(select(db.catalog.c.spec, db.catalog.c.version).where(key)).first()
+                if row is None:
+                    conn.execute(
+                        insert(db.catalog).values(
+                            kind=spec.kind, name=spec.name, spec=doc, version=1, created_at=now, updated_at=now
+                        )
+                    )
+                    outcomes.append("created")
+                elif row.spec != doc:
+                    conn.execute(update(db.catalog).where(key).values(spec=doc, version=row.version + 1, updated_at=now))
+                    outcomes.append("updated")
+                else:
+                    outcomes.append("unchanged")
+        return outcomes
+
+    def get(self, kind: str, name: str) -> Spec | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(db.catalog.c.spec).where(db.catalog.c.kind == kind, db.catalog.c.name == name)
+            ).first()
+        return parse_spec(row.spec, kind) if row else None
+
+    def require(self, kind: str, name: str) -> Spec:
+        spec = self.get(kind, name)
+        if spec is None:
+            known = self.names(kind)
+            hint = f"; known: {', '.join(known[:10])}" if known else f"; no {kind} is declared"
+            raise NotFound(f"{kind.lower()} {name!r} is not in the catalog{hint}")
+        return spec
+
+    def names(self, kind: str) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.scalars(select(db.catalog.c.name).where(db.catalog.c.kind == kind).order_by(db.catalog.c.name)))
+
+    def list(self, kind: str) -> list[Spec]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(db.catalog.c.spec).where(db.catalog.c.kind == kind).order_by(db.catalog.c.name))
+            return [parse_spec(r.spec, kind) for r in rows]
+
+    def catalog_version(self) -> tuple:
+        """Changes whenever anything in the catalog changes (for caches and schedule sync)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(func.count(), func.max(db.catalog.c.updated_at), func.sum(db.catalog.c.version))
+            ).first()
+        return tuple(row)
+
+    def delete(self, kind: str, name: str) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(delete(db.catalog).where(db.catalog.c.kind == kind, db.catalog.c.name == name))
+        return result.rowcount > 0
+
+    # -- runs ----------------------------------------------------------------------------------
+    def create_run(self, run: RunRecord, message: str | None = None) -> RunRecord:
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            conn.execute(insert(db.runs).values(**run.as_row()))
+            conn.execute(insert(db.run_events).values(run_id=run.id, at=now, state=run.state, message=message))
+        return run
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(db.runs).where(db.runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFound(f"run {run_id!r} is not in the history")
+        return _record(row)
+
+    def update_run(
+        self, run_id: str, *, expect: Sequence[str] | None = None, message: str | None = None, **values: Any
+    ) -> bool:
+        """Change a run; with ``expect``, only if it is in one of those states (compare-and-set)."""
+        cond = db.runs.c.id == run_id
+        if expect is not None:
+            cond = and_(cond, db.runs.c.state.in_(list(expect)))
+        with self.engine.begin() as conn:
+            changed = conn.execute(update(db.runs).where(cond).values(**values)).rowcount > 0
+            if changed and (message or "state" in values):
+                conn.execute(
+                    insert(db.run_events).values(
+                        run_id=run_id, at=self.clock.now(), state=values.get("state"), message=message
+                    )
+                )
+        return changed
+
+    def claim_slot(self, run_id: str, shape: str, capacity: int, **values: Any) -> bool:
+        """Move a QUEUED run to STARTING on ``shape`` if the shape still has a free slot (atomic)."""
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("costwise-shape:" + shape))))
+            busy = conn.execute(
+                select(func.count()).select_from(db.runs).where(db.runs.c.shape == shape, db.runs.c.state.in_(LIVE_STATES))
+            ).scalar_one()
+            if busy >= capacity:
+                return False
+            cond = and_(db.runs.c.id == run_id, db.runs.c.state == "QUEUED")
+            changed = conn.execute(update(db.runs).where(cond).values(state="STARTING", shape=shape, **values)).rowcount
+            if changed:
+                conn.execute(
+                    insert(db.run_events).values(
+                        run_id=run_id, at=self.clock.now(), state="STARTING", message=f"placed on {shape}"
+                    )
+                )
+            return bool(changed)
+
+    def list_runs(
+        self,
+        job: str | None = None,
+        state: str | Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        pipeline_run: str | None = None,
+        limit: int | None = None,
+        newest_first: bool = True,
+    ) -> list[RunRecord]:
+        query = select(db.runs)
+        if job:
+            query = query.where(db.runs.c.job == job)
+        if state:
+            query = query.where(db.runs.c.state.in_([state] if isinstance(state, str) else list(state)))
+        if since:
+            query = query.where(db.runs.c.queued_at >= since)
+        if until:
+            query = query.where(db.runs.c.queued_at < until)
+        if pipeline_run:
+            query = query.where(db.runs.c.pipeline_run == pipeline_run)
+        order = (db.runs.c.queued_at.desc(), db.runs.c.id.desc()) if newest_first else (db.runs.c.queued_at, db.runs.c.id)
+        query = query.order_by(*order)
+        if limit:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [_record(r) for r in conn.execute(query)]
+
+    def in_use_by_shape(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(db.runs.c.shape, func.count()).where(db.runs.c.state.in_(LIVE_STATES)).group_by(db.runs.c.shape)
+            )
+            return {shape: n for shape, n in rows if shape}
+
+    def duration_history(self, job: str) -> dict[str, float]:
+        """Median duration of this job's recent successful runs, per shape."""
+        query = (
+            select(db.runs.c.shape, db.runs.c.duration_s)
+            .where(db.runs.c.job == job, db.runs.c.state == SUCCEEDED, db.runs.c.duration_s.is_not(None))
+            .order_by(db.runs.c.ended_at.desc())
+            .limit(HISTORY_RUNS)
+        )
+        per_shape: dict[str, list[float]] = {}
+        with self.engine.connect() as conn:
+            for shape, seconds in conn.execute(query):
+                per_shape.setdefault(shape, []).append(seconds)
+        return {shape: statistics.median(v) for shape, v in per_shape.items()}
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(db.run_events).where(db.run_events.c.run_id == run_id).order_by(db.run_events.c.id)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def count_live_runs(self, job: str | None = None, pipeline: str | None = None) -> int:
+        query = select(func.count()).select_from(db.runs).where(db.runs.c.state.in_(("QUEUED",) + LIVE_STATES))
+        if job:
+            query = query.where(db.runs.c.job == job)
+        if pipeline:
+            query = query.where(db.runs.c.pipeline == pipeline)
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one()
+
+
+def _record(row) -> RunRecord:
+    data = {name: row._mapping[name] for name in RUN_FIELD_NAMES}
+    for key in ("spec", "overrides", "labels", "placement", "handle", "extra"):
+        data[key] = data[key] or {}
+    data["cache_hit"] = bool(data["cache_hit"])
+    return RunRecord(**data)
