@@ -60,6 +60,10 @@ class Engine:
                 self._executors[backend] = make_executor(backend)
             return self._executors[backend]
 
+    def python_for(self, shape) -> str:
+        """Local runs use costwise's own interpreter; containers use the image's python3."""
+        return self.python if shape.backend == "local" else "python3"
+
     def shape_index(self) -> placement.ShapeIndex:
         version = self.store.catalog_version()
         cached = self._index
@@ -157,7 +161,7 @@ class Engine:
         if shape is None:
             return self._finish_unlaunched(run_id, FAILED, f"shape {run.shape!r} was deleted before launch")
         try:
-            spec = build_launch(self.settings, run, job, shape, self.python, create=True)
+            spec = build_launch(self.settings, run, job, shape, self.python_for(shape), create=True)
             handle = {**self.owner, **self.executor(shape.backend).launch(spec)}
         except (CostwiseError, OSError) as exc:
             return self._finish_unlaunched(run_id, FAILED, f"launch failed: {exc}")
@@ -324,7 +328,7 @@ class Engine:
             raise UserError(f"job {job.name!r}: {decision.reason}")
         shape = index.by_name[shape_name]
         run = RunRecord(id="dry-run", job=job.name, spec=job.model_dump(mode="json"))
-        spec = build_launch(self.settings, run, job, shape, self.python, create=False)
+        spec = build_launch(self.settings, run, job, shape, self.python_for(shape), create=False)
         return {"shape": shape.name, "backend": shape.backend, "placement": decision.reason,
                 "launch": self.executor(shape.backend).describe(spec)}
 

@@ -67,7 +67,9 @@ def resolve_secrets(job: JobSpec, environ=os.environ) -> dict[str, str]:
 
 def base_env(python: str, environ=os.environ) -> dict[str, str]:
     env = {k: v for k, v in environ.items() if k in _PASSED_ENV or k.startswith("LC_")}
-    env["PATH"] = os.path.dirname(python) + os.pathsep + env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    if os.path.isabs(python):  # `python` in a job's shell script is costwise's own interpreter
+        env["PATH"] = os.path.dirname(python) + os.pathsep + env["PATH"]
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
