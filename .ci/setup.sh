@@ -29,7 +29,7 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
-.venv/bin/python -c 'import scheduler, provider' >/dev/null
+.venv/bin/python -c 'import scheduler' >/dev/null
 
 $services || exit 0
 bash .ci/services.sh
