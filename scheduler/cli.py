@@ -323,7 +323,8 @@ def demo(ctx: typer.Context, as_json: bool = JSON_OPT):
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns the exit code of typer.Exit here
+        sys.exit(code if isinstance(code, int) else 0)
     except CostwiseError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)

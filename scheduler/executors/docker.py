@@ -1,0 +1,390 @@
+"""Docker containers: one container per run, the shape's limits, the run's folders at the same paths.
+
+- Limits come from the **shape** (what is paid for): ``nano_cpus`` = vCPUs × 1e9, ``mem_limit`` =
+  ``memswap_limit`` = memory GiB (no swap on top), and a GPU device request (``count`` = the shape's
+  GPUs, capability ``gpu``) when the shape has GPUs.
+- The run's folders (work, artifacts, input, output, checkpoint) are bind-mounted at the **same path**
+  inside the container, so the ``COSTWISE_*`` values stay valid; inputs that are symlinks into the
+  artifact store have their targets bound read-only too. Job mounts bind ``source`` at ``path`` and
+  their ``COSTWISE_MOUNT_*`` variable says ``path``. Host-only variables (PATH, HOME, ...) are left
+  to the image. The container runs as the daemon's uid:gid (files it writes stay the daemon's) with
+  ``init`` so SIGTERM reaches the job (a bare PID 1 ignores it).
+- Labels ``costwise-run-id`` / ``costwise-job`` (plus the job's labels and ``costwise.managed``)
+  link the container to its run; ``adopt`` finds it by id, else by that label.
+- Logs are streamed with timestamps into the run's log (see ``logcopy``); utilization comes from
+  one-shot container stats (cumulative CPU since the container started, working-set memory, as
+  ``docker stats`` shows it); the exit code and ``OOMKilled`` come from the container's state,
+  which survives a daemon restart; the container is removed once its logs are copied.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import CostwiseError
+from ..gpu import GPU
+from .base import ExitStatus, LaunchSpec, Usage
+from .logcopy import LogCopier, parse_ts
+
+RUN_LABEL = "costwise-run-id"
+MANAGED_LABEL = "costwise.managed"
+HOST_ONLY_ENV = frozenset({"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR"})
+GIB = 1024**3
+STOP_WAIT_EXTRA_S = 30.0
+
+
+class DockerError(CostwiseError):
+    """The Docker engine refused or could not be reached."""
+
+
+@dataclass
+class _Tracked:
+    run_id: str
+    container_id: str
+    vcpus: float
+    gpus: float
+    log: LogCopier
+    started_epoch: float | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    final: ExitStatus | None = None
+    cpu_util: float | None = None
+    mem_peak: int = 0
+    gpu_samples: list[float] = field(default_factory=list)
+    log_thread: threading.Thread | None = None
+
+
+class DockerExecutor:
+    backend = "docker"
+
+    def __init__(self, client=None, gpu=GPU, remove: bool = True):
+        self._client = client
+        self._gpu = gpu
+        self._remove = remove
+        self._runs: dict[str, _Tracked] = {}
+        self._lock = threading.Lock()
+        self._ncpu: int | None = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            import docker
+
+            try:
+                self._client = docker.from_env()
+                self._client.ping()
+            except docker.errors.DockerException as exc:
+                self._client = None
+                raise DockerError(f"the Docker engine cannot be reached (DOCKER_HOST={os.environ.get('DOCKER_HOST', 'unix:///var/run/docker.sock')}): {exc}") from None
+        return self._client
+
+    # -- the container spec --------------------------------------------------------------------
+    def container_spec(self, spec: LaunchSpec, redact: bool = False) -> dict[str, Any]:
+        """Keyword arguments for ``client.containers.create``: what launch runs and dry-run prints."""
+        from docker.types import DeviceRequest, Mount
+
+        if not spec.image:
+            raise CostwiseError(f"job {spec.job!r}: a docker shape needs the job's `image`")
+        mem = int(spec.shape.memory_gib * GIB)
+        kwargs: dict[str, Any] = {
+            "image": spec.image,
+            "command": list(spec.argv),
+            "name": container_name(spec.run_id),
+            "working_dir": str(spec.workdir),
+            "environment": container_env(spec, redact),
+            "labels": {**spec.labels, MANAGED_LABEL: "true"},
+            "user": f"{os.getuid()}:{os.getgid()}",
+            "init": True,
+            "nano_cpus": int(spec.shape.vcpus * 1e9),
+            "mem_limit": mem,
+            "memswap_limit": mem,
+            "mounts": [
+                Mount(target=target, source=source, type="bind", read_only=ro)
+                for target, source, ro in bind_mounts(spec, follow_inputs=not redact)
+            ],
+            "detach": True,
+        }
+        if spec.shape.gpus > 0:
+            kwargs["device_requests"] = [DeviceRequest(count=math.ceil(spec.shape.gpus), capabilities=[["gpu"]])]
+        return kwargs
+
+    def describe(self, spec: LaunchSpec) -> dict[str, Any]:
+        kwargs = self.container_spec(spec, redact=True)
+        return {
+            "backend": "docker",
+            "container": {k: (list(map(dict, v)) if k in ("mounts", "device_requests") else v) for k, v in kwargs.items()},
+            "log": str(spec.log_path),
+            "shape": {"name": spec.shape.name, "vcpus": spec.shape.vcpus, "memory_gib": spec.shape.memory_gib,
+                      "gpus": spec.shape.gpus, "gpu_type": spec.shape.gpu_type},
+            "max_runtime_s": spec.max_runtime_s,
+            "removed_after_run": self._remove,
+        }
+
+    # -- launch --------------------------------------------------------------------------------
+    def launch(self, spec: LaunchSpec) -> dict[str, Any]:
+        import docker
+
+        kwargs = self.container_spec(spec)
+        api = self.client.api
+        kwargs["nano_cpus"] = min(kwargs["nano_cpus"], self._host_cpus() * 10**9)
+        try:
+            container = self._create(kwargs)
+            try:
+                container.start()
+            except docker.errors.DockerException:
+                container.remove(force=True)
+                raise
+        except docker.errors.ImageNotFound:
+            raise DockerError(f"image {spec.image!r} is not on the Docker engine and cannot be pulled; build or load it first") from None
+        except docker.errors.DockerException as exc:
+            raise DockerError(f"docker could not start the run's container: {_explain(exc)}") from None
+        handle = {
+            "container_id": container.id,
+            "container_name": kwargs["name"],
+            "run_id": spec.run_id,
+            "log": str(spec.log_path),
+            "vcpus": spec.shape.vcpus,
+            "gpus": spec.shape.gpus,
+        }
+        self._track(handle, container.id, api.inspect_container(container.id))
+        return handle
+
+    def _host_cpus(self) -> int:
+        """The engine refuses a CPU limit above its own CPUs; such a shape gets the whole host."""
+        if self._ncpu is None:
+            self._ncpu = int(self.client.info().get("NCPU") or os.cpu_count() or 1)
+        return self._ncpu
+
+    def _create(self, kwargs):
+        """Create the container; a leftover *stopped* container of an earlier attempt is removed first."""
+        import docker
+
+        try:
+            return self.client.containers.create(**kwargs)
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise
+            old = self.client.containers.get(kwargs["name"])
+            if old.status == "running":
+                raise DockerError(f"container {kwargs['name']!r} of this run is already running; a run is never started twice") from None
+            old.remove(force=True)
+            return self.client.containers.create(**kwargs)
+
+    # -- tracking ------------------------------------------------------------------------------
+    def _track(self, handle: dict[str, Any], container_id: str, info: dict) -> _Tracked:
+        tracked = _Tracked(
+            run_id=handle["run_id"], container_id=container_id, vcpus=handle.get("vcpus", 1.0),
+            gpus=handle.get("gpus", 0), log=LogCopier(handle["log"]),
+            started_epoch=_epoch(info.get("State", {}).get("StartedAt")),
+        )
+        with self._lock:
+            self._runs[tracked.run_id] = tracked
+        tracked.log_thread = threading.Thread(target=self._copy_logs, args=(tracked,), daemon=True,
+                                              name=f"docker-logs-{tracked.run_id}")
+        tracked.log_thread.start()
+        threading.Thread(target=self._await_exit, args=(tracked,), daemon=True,
+                         name=f"docker-wait-{tracked.run_id}").start()
+        return tracked
+
+    def _get(self, handle) -> _Tracked | None:
+        with self._lock:
+            return self._runs.get(handle["run_id"])
+
+    def _copy_logs(self, tracked: _Tracked) -> None:
+        import docker
+
+        kwargs: dict[str, Any] = {"stream": True, "follow": True, "timestamps": True}
+        since = tracked.log.since_epoch()
+        if since is not None:
+            kwargs["since"] = max(int(since) - 1, 1)  # whole seconds: older lines are dropped by the copier
+        try:
+            for chunk in self.client.api.logs(tracked.container_id, **kwargs):
+                tracked.log.feed(chunk)
+        except (docker.errors.DockerException, OSError) as exc:
+            tracked.log.note(f"log stream ended early: {type(exc).__name__}")
+        except Exception as exc:  # requests' connection errors: the run still finishes  # noqa: BLE001
+            tracked.log.note(f"log stream ended early: {type(exc).__name__}")
+        finally:
+            tracked.log.close()
+
+    def _await_exit(self, tracked: _Tracked) -> None:
+        """Block on the container's end, then copy the last logs, read the state and remove it."""
+        import docker
+
+        api = self.client.api
+        while True:
+            try:
+                api.wait(tracked.container_id, timeout=None)
+                break
+            except docker.errors.NotFound:
+                break
+            except Exception:  # engine restarting, connection reset: look again  # noqa: BLE001
+                time.sleep(0.5)
+        if tracked.log_thread is not None:
+            tracked.log_thread.join(timeout=15)
+        status = ExitStatus(None, "lost")
+        try:
+            state = api.inspect_container(tracked.container_id)["State"]
+            status = _status_from_state(state)
+            if self._remove:
+                api.remove_container(tracked.container_id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.DockerException as exc:
+            status = status if status.reason != "lost" else ExitStatus(None, f"docker: {_explain(exc)}")
+        tracked.final = status
+        tracked.done.set()
+
+    # -- waiting -------------------------------------------------------------------------------
+    def wait(self, handle: dict[str, Any], timeout: float) -> ExitStatus | None:
+        tracked = self._get(handle)
+        if tracked is None:
+            if not self.adopt(handle):
+                return ExitStatus(None, "lost")
+            tracked = self._get(handle)
+        return tracked.final if tracked.done.wait(max(timeout, 0.0)) else None
+
+    # -- utilization ---------------------------------------------------------------------------
+    def sample(self, handle: dict[str, Any]) -> None:
+        tracked = self._get(handle)
+        if tracked is None or tracked.done.is_set():
+            return
+        try:
+            stats = self.client.api.stats(tracked.container_id, stream=False, one_shot=True)
+        except Exception:  # the container just ended: nothing to sample  # noqa: BLE001
+            return
+        cpu_ns = stats.get("cpu_stats", {}).get("cpu_usage", {}).get("total_usage")
+        read = _epoch(stats.get("read"))
+        if cpu_ns and read and tracked.started_epoch and tracked.vcpus:
+            elapsed = read - tracked.started_epoch
+            if elapsed > 0:
+                tracked.cpu_util = min(cpu_ns / 1e9 / (elapsed * tracked.vcpus), 1.0)
+        mem = stats.get("memory_stats", {})
+        if mem.get("usage"):
+            inner = mem.get("stats", {})
+            cache = inner.get("total_inactive_file", inner.get("inactive_file", 0))
+            tracked.mem_peak = max(tracked.mem_peak, int(mem["usage"] - cache))
+        if tracked.gpus:
+            util = self._gpu.utilization()
+            if util is not None:
+                tracked.gpu_samples.append(util)
+
+    def usage(self, handle: dict[str, Any]) -> Usage:
+        tracked = self._get(handle)
+        if tracked is None:
+            return Usage()
+        gpu = sum(tracked.gpu_samples) / len(tracked.gpu_samples) if tracked.gpu_samples else None
+        return Usage(tracked.cpu_util, tracked.mem_peak or None, gpu)
+
+    def forget(self, handle: dict[str, Any]) -> None:
+        with self._lock:
+            self._runs.pop(handle["run_id"], None)
+
+    # -- stopping ------------------------------------------------------------------------------
+    def cancel(self, handle: dict[str, Any], grace_s: float) -> ExitStatus:
+        """``docker stop``: SIGTERM, SIGKILL after the grace period; returns once it is removed."""
+        import docker
+
+        tracked = self._get(handle)
+        if tracked is None:
+            if not self.adopt(handle):
+                return ExitStatus(None, "lost")
+            tracked = self._get(handle)
+        if tracked.done.is_set():
+            return tracked.final
+        try:
+            self.client.api.stop(tracked.container_id, timeout=math.ceil(grace_s))
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.DockerException:
+            try:
+                self.client.api.kill(tracked.container_id)
+            except docker.errors.DockerException:
+                pass
+        if tracked.done.wait(grace_s + STOP_WAIT_EXTRA_S):
+            return tracked.final
+        return ExitStatus(None, "did not stop")
+
+    # -- restarts ------------------------------------------------------------------------------
+    def adopt(self, handle: dict[str, Any]) -> bool:
+        """Track the run's container again: by id, else by its run label. An exited container counts
+        (its exit code is still in its state); a removed one does not."""
+        import docker
+
+        if self._get(handle) is not None:
+            return True
+        api = self.client.api
+        info = None
+        try:
+            info = api.inspect_container(handle["container_id"])
+        except docker.errors.NotFound:
+            found = api.containers(all=True, filters={"label": f"{RUN_LABEL}={handle['run_id']}"})
+            if found:
+                info = api.inspect_container(found[0]["Id"])
+        if info is None or info.get("State", {}).get("Status") in ("removing", "dead"):
+            return False
+        self._track(handle, info["Id"], info)
+        return True
+
+
+# -- pure helpers -------------------------------------------------------------------------------
+def container_name(run_id: str) -> str:
+    return f"costwise-{run_id}"
+
+
+def container_env(spec: LaunchSpec, redact: bool = False) -> dict[str, str]:
+    """The run's environment as the container sees it: host-only variables dropped, mounts at `path`."""
+    at = {m.source: m.path for m in spec.mounts}
+    env = {}
+    for key, value in sorted(spec.env.items()):
+        if key in HOST_ONLY_ENV:
+            continue
+        if key.startswith("COSTWISE_MOUNT_") and value in at:
+            value = at[value]
+        env[key] = "<secret>" if redact and key in spec.secret_names else value
+    return env
+
+
+def bind_mounts(spec: LaunchSpec, follow_inputs: bool = True) -> list[tuple[str, str, bool]]:
+    """(target, source, read_only) for the run's folders (same path inside) and the job's mounts."""
+    binds: dict[str, tuple[str, bool]] = {}
+    folders = [spec.workdir, *(spec.dirs[k] for k in ("artifacts", "input", "output", "checkpoint") if k in spec.dirs)]
+    for folder in folders:
+        binds[str(folder)] = (str(folder), False)
+    if follow_inputs and "input" in spec.dirs and Path(spec.dirs["input"]).is_dir():
+        for entry in Path(spec.dirs["input"]).iterdir():  # inputs linked into the artifact store
+            if entry.is_symlink():
+                target = os.path.realpath(entry)
+                binds.setdefault(target, (target, True))
+    for mount in spec.mounts:
+        binds[mount.path] = (mount.source, mount.read_only)
+    return [(target, source, ro) for target, (source, ro) in binds.items()]
+
+
+def _status_from_state(state: dict) -> ExitStatus:
+    code = state.get("ExitCode")
+    if state.get("OOMKilled"):
+        return ExitStatus(code, "OOMKilled")
+    if code == 0:
+        return ExitStatus(0)
+    if state.get("Error"):
+        return ExitStatus(code, f"exit code {code}: {state['Error']}")
+    return ExitStatus(code, f"exit code {code}")
+
+
+def _epoch(stamp: str | None) -> float | None:
+    if not stamp or stamp.startswith("0001-"):
+        return None
+    try:
+        return parse_ts(stamp)
+    except ValueError:
+        return None
+
+
+def _explain(exc: Exception) -> str:
+    return str(getattr(exc, "explanation", None) or exc)
