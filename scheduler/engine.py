@@ -124,7 +124,7 @@ class Engine:
         for _ in range(5):  # a slot taken by someone else between placing and claiming: place again
             history = self.store.duration_history(job.name)
             in_use = self.store.in_use_by_shape()
-            decision = placement.place(req, index, in_use, history, self.clock.now())
+            decision = placement.place(req, index.snapshot(in_use), history, self.clock.now())
             if decision.action == "refuse":
                 return self._finish_unlaunched(run.id, FAILED, decision.reason)
             if decision.action == "wait":
@@ -193,7 +193,8 @@ class Engine:
             timeout = max(0.0, min(remaining, next_sample - now_mono, next_check - now_mono))
             status = executor.wait(run.handle, timeout)
             if status is not None:
-                if status.exit_code != 0 and run.attempt < job.retries and status.reason != "lost":
+                if (status.exit_code != 0 and run.attempt < job.retries and status.reason != "lost"
+                        and not getattr(executor, "retries_itself", False)):  # k8s: backoffLimit retries
                     run = self._retry(run, status)
                     continue
                 return self._finish(run, executor, status)
@@ -322,7 +323,8 @@ class Engine:
         job = effective_spec(self.store.require("Job", job_name), overrides)
         index = self.shape_index()
         req = self.request_for(job)
-        decision = placement.place(req, index, self.store.in_use_by_shape(), self.store.duration_history(job.name), self.clock.now())
+        snapshot = index.snapshot(self.store.in_use_by_shape())
+        decision = placement.place(req, snapshot, self.store.duration_history(job.name), self.clock.now())
         shape_name = decision.shape or (decision.cheapest.shape if decision.cheapest else None)
         if shape_name is None:
             raise UserError(f"job {job.name!r}: {decision.reason}")

@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable, Mapping
 
+import numpy as np
+
 from .specs import Requirements, ShapeSpec
+
+
+MASK_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,14 +105,44 @@ def fits(req: PlacementRequest, shape: ShapeSpec) -> bool:
 
 
 class ShapeIndex:
-    """A snapshot of the catalog's shapes, sorted by price within each speed class."""
+    """A snapshot of the catalog's shapes as columns sorted by (price, name), for fast fit checks."""
 
     def __init__(self, shapes: Iterable[ShapeSpec]):
         self.shapes = sorted(shapes, key=lambda s: (s.price_per_hour, s.name))
         self.by_name = {s.name: s for s in self.shapes}
+        self.position = {s.name: i for i, s in enumerate(self.shapes)}
         self.classes: dict[tuple[str, float], list[ShapeSpec]] = {}
         for shape in self.shapes:
             self.classes.setdefault(speed_class(shape), []).append(shape)
+        class_ids = {cls: i for i, cls in enumerate(self.classes)}
+        self.class_of = {s.name: class_ids[speed_class(s)] for s in self.shapes}
+        self.class_ids = class_ids
+        col = lambda f: np.array([f(s) for s in self.shapes], dtype=float)  # noqa: E731
+        self.vcpus = col(lambda s: s.vcpus)
+        self.memory = col(lambda s: s.memory_gib)
+        self.gpus = col(lambda s: s.gpus)
+        self.gpu_memory = col(lambda s: s.gpu_memory_gib)
+        self.price = col(lambda s: s.price_per_hour)
+        self.capacity = col(lambda s: s.capacity)
+        self.gpu_type = np.array([(s.gpu_type or "").lower() for s in self.shapes], dtype=object)
+        self.backend = np.array([s.backend for s in self.shapes], dtype=object)
+        self.is_local = self.backend == "local"
+        self.class_id = np.array([self.class_of[s.name] for s in self.shapes], dtype=np.int32)
+        self.masks: dict[tuple, np.ndarray] = {}
+
+    def snapshot(self, in_use: Mapping[str, int]) -> "Snapshot":
+        return Snapshot(self, in_use)
+
+
+class Snapshot:
+    """Shapes plus the slots in use at one moment: what a batch of placements is decided against."""
+
+    def __init__(self, index: ShapeIndex, in_use: Mapping[str, int]):
+        self.index = index
+        self.in_use = in_use
+        used = np.array([in_use.get(s.name, 0) for s in index.shapes], dtype=float)
+        self.free = index.capacity - used
+        self.has_free = self.free > 0
 
 
 class DurationModel:
@@ -136,6 +171,18 @@ class DurationModel:
             return self.history[shape.name], "history"
         return self.class_estimate(speed_class(shape))
 
+    def expected_seconds(self, index: ShapeIndex) -> np.ndarray | None:
+        """Per-shape expected seconds in index order; None when there is nothing to go on."""
+        base = self.job if self.job is not None else self.declared
+        if base is None:
+            return None
+        seconds = np.full(len(index.shapes), base, dtype=float)
+        for cls, value in self.per_class.items():
+            seconds[index.class_id == index.class_ids[cls]] = value
+        for name, value in self.history.items():
+            seconds[index.position[name]] = value
+        return seconds
+
 
 def _candidate(shape: ShapeSpec, model: DurationModel, in_use: Mapping[str, int]) -> Candidate:
     seconds, source = model.estimate(shape)
@@ -144,73 +191,85 @@ def _candidate(shape: ShapeSpec, model: DurationModel, in_use: Mapping[str, int]
     return Candidate(shape.name, shape.backend, shape.price_per_hour, seconds, source, cost, free)
 
 
-def _best_in(shapes: list[ShapeSpec], req, in_use, skip) -> tuple[ShapeSpec | None, ShapeSpec | None]:
-    """First fitting shape and first fitting shape with a free slot, in price order."""
-    any_fit = free_fit = None
-    for shape in shapes:
-        if shape.name in skip or not fits(req, shape):
-            continue
-        if any_fit is None:
-            any_fit = shape
-        if in_use.get(shape.name, 0) < shape.capacity:
-            free_fit = shape
-            break
-    return any_fit, free_fit
+def fit_mask(req: PlacementRequest, index: ShapeIndex) -> np.ndarray:
+    """Which shapes (in index order) can take the request, ignoring capacity (memoised per index:
+    the same job is placed again and again, so its requirements recur)."""
+    r = req.requirements
+    key = (r.cpus, r.memory_gib, r.gpus, r.gpu_memory_gib, r.gpu_type, req.has_image, req.backends, req.pinned_shape)
+    mask = index.masks.get(key)
+    if mask is None:
+        if len(index.masks) >= MASK_CACHE_SIZE:
+            index.masks.clear()
+        mask = index.masks[key] = _fit_mask(req, index)
+    return mask
+
+
+def _fit_mask(req: PlacementRequest, index: ShapeIndex) -> np.ndarray:
+    r = req.requirements
+    mask = (index.vcpus >= r.cpus) & (index.memory >= r.memory_gib)
+    if r.gpus:
+        mask &= index.gpus >= r.gpus
+    if r.gpu_memory_gib:
+        mask &= index.gpu_memory >= r.gpu_memory_gib
+    if r.gpu_type:
+        mask &= index.gpu_type == r.gpu_type.lower()
+    if not req.has_image:
+        mask &= index.is_local
+    if req.backends is not None:
+        mask &= np.isin(index.backend, list(req.backends))
+    if req.pinned_shape is not None:
+        pinned = np.zeros(len(index.shapes), dtype=bool)
+        if req.pinned_shape in index.position:
+            pinned[index.position[req.pinned_shape]] = True
+        mask &= pinned
+    return mask
 
 
 def place(
     req: PlacementRequest,
-    index: ShapeIndex,
-    in_use: Mapping[str, int],
+    snapshot: Snapshot,
     history: Mapping[str, float],
     now: datetime,
 ) -> Decision:
     """Where the run goes now: the cheapest fitting shape with a free slot, or wait, or refuse."""
+    index = snapshot.index
     model = DurationModel(index, history, req.declared_duration_s)
-    if req.pinned_shape is not None:
-        pinned = index.by_name.get(req.pinned_shape)
-        groups = [[pinned]] if pinned else []
-    elif not model.history:
-        groups = [index.shapes]  # one duration estimate for all: plain price order
+    mask = fit_mask(req, index)
+    if not mask.any():
+        return Decision("refuse", None, "no shape fits the requirements")
+    seconds = model.expected_seconds(index)
+    if seconds is None:  # no estimate anywhere: plain price order, which is index order
+        best_any = int(mask.argmax())
+        free_mask = mask & snapshot.has_free
+        best_free = int(free_mask.argmax()) if free_mask[free_mask.argmax()] else None
     else:
-        groups = list(index.classes.values())
-    skip = model.history.keys()
-    best_any: Candidate | None = None
-    best_free: Candidate | None = None
-    for name in skip:
-        shape = index.by_name[name]
-        if fits(req, shape):
-            cand = _candidate(shape, model, in_use)
-            best_any = _cheaper(best_any, cand)
-            if cand.free_slots:
-                best_free = _cheaper(best_free, cand)
-    for group in groups:
-        any_fit, free_fit = _best_in(group, req, in_use, skip)
-        if any_fit is not None:
-            best_any = _cheaper(best_any, _candidate(any_fit, model, in_use))
-        if free_fit is not None:
-            best_free = _cheaper(best_free, _candidate(free_fit, model, in_use))
-    return _decide(req, best_any, best_free, now)
+        cost = np.where(mask, index.price * seconds, np.inf)
+        best_any = int(cost.argmin())  # first minimum: ties go to the lower price, then the name
+        free_cost = np.where(snapshot.has_free, cost, np.inf)
+        best_free = int(free_cost.argmin())
+        best_free = best_free if free_cost[best_free] != np.inf else None
+    chosen_any = _candidate(index.shapes[best_any], model, snapshot.in_use)
+    if best_free == best_any:
+        chosen_free = chosen_any
+    else:
+        chosen_free = None if best_free is None else _candidate(index.shapes[best_free], model, snapshot.in_use)
+    return _decide(req, chosen_any, chosen_free, now)
 
 
-def _cheaper(a: Candidate | None, b: Candidate) -> Candidate:
-    return b if a is None or b.sort_key < a.sort_key else a
-
-
-def _decide(req, best_any, best_free, now) -> Decision:
+def _decide(req, best_any: Candidate | None, best_free: Candidate | None, now: datetime) -> Decision:
     if best_any is None:
         return Decision("refuse", None, "no shape fits the requirements")
-    why = _why(best_any)
     if best_free is not None and best_free.shape == best_any.shape:
-        return Decision("place", best_any.shape, f"cheapest fitting shape: {why}", best_any, best_any)
-    waited = (now - req.queued_at).total_seconds() if req.queued_at else 0.0
+        return Decision("place", best_any.shape, f"cheapest fitting shape: {_why(best_any)}", best_any, best_any)
     if best_free is None:
         return Decision("wait", None, f"every fitting shape is full; cheapest is {best_any.shape}", None, best_any)
+    waited = (now - req.queued_at).total_seconds() if req.queued_at else 0.0
     if waited >= req.max_wait_s:
         return Decision(
             "place",
             best_free.shape,
-            f"spilled over after waiting {waited:.0f}s for {best_any.shape} (full, max_wait {req.max_wait_s:g}s): {_why(best_free)}",
+            f"spilled over after waiting {waited:.0f}s for {best_any.shape} (full, max_wait "
+            f"{req.max_wait_s:g}s): {_why(best_free)}",
             best_free,
             best_any,
         )

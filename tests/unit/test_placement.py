@@ -30,7 +30,7 @@ def req(**kw):
 
 
 def decide(r, in_use=None, history=None, now=NOW, shapes=SHAPES):
-    return place(r, ShapeIndex(shapes), in_use or {}, history or {}, now)
+    return place(r, ShapeIndex(shapes).snapshot(in_use or {}), history or {}, now)
 
 
 def test_cheapest_fitting_shape_wins():
