@@ -17,10 +17,11 @@ from .artifacts import ArtifactStore, artifact_kind, content_hash, resolve_artif
 from .errors import Conflict, NotFound, SpecError
 from .placement import unfit_message
 from .settings import Settings
-from .specs import JobSpec, ShapeSpec, Spec, parse_spec
+from .pipelines import PipelineSpec, Step
+from .specs import JobSpec, Requirements, ShapeSpec, Spec, parse_spec
 from .store import Store
 
-KINDS = ("Shape", "Job")
+KINDS = ("Shape", "Job", "Pipeline")
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,46 @@ def validate_specs(specs: list[Spec], store: Store) -> None:
         jobs = {**{j.name: j for j in store.list("Job")}, **new_jobs}
     for job in jobs.values():
         check_job_fits(job, list(shapes.values()))
+    pipelines = {p.name: p for p in specs if isinstance(p, PipelineSpec)}
+    if changed_shapes or new_jobs:
+        pipelines = {**{p.name: p for p in store.list("Pipeline")}, **pipelines}
+    if pipelines:
+        all_jobs = {**{j.name: j for j in store.list("Job")}, **new_jobs}
+        for pipeline in pipelines.values():
+            check_pipeline(pipeline, all_jobs, list(shapes.values()))
+
+
+def step_requirements(job: JobSpec, step: Step) -> Requirements:
+    """The job's requirements with the step's overrides laid over them."""
+    if step.requirements is None:
+        return job.requirements
+    overrides = step.requirements.model_dump(exclude_none=True)
+    return job.requirements.model_copy(update=overrides)
+
+
+def check_pipeline(pipeline: PipelineSpec, jobs: dict[str, JobSpec], shapes: list[ShapeSpec]) -> None:
+    """Every step names a declared job, and some allowed shape fits each step."""
+    allowed = [s for s in shapes if pipeline.backends is None or s.backend in pipeline.backends]
+    for step in pipeline.steps:
+        if step.job is None:
+            continue
+        job = jobs.get(step.job)
+        if job is None:
+            known = ", ".join(sorted(jobs)) or "none"
+            raise SpecError(
+                f"Pipeline {pipeline.name!r}: step {step.name!r} uses job {step.job!r}, which is not declared (known: {known})",
+                f"steps.{step.name}.job", step.job,
+            )
+        pinned = step.shape or job.shape
+        if pinned is not None and pinned not in {s.name for s in allowed}:
+            raise SpecError(
+                f"Pipeline {pipeline.name!r}: step {step.name!r} pins shape {pinned!r}, which is not a declared "
+                f"shape{' on backends ' + ', '.join(pipeline.backends) if pipeline.backends else ''}",
+                f"steps.{step.name}.shape", pinned,
+            )
+        message = unfit_message(step_requirements(job, step), allowed, pinned_shape=pinned, has_image=bool(job.image))
+        if message:
+            raise SpecError(f"Pipeline {pipeline.name!r}: step {step.name!r}: {message}", f"steps.{step.name}.requirements", None)
 
 
 def check_job_fits(job: JobSpec, shapes: list[ShapeSpec], requirements=None) -> None:
@@ -140,5 +181,9 @@ def delete_entry(store: Store, kind: str, name: str, cancel_runs: bool = False, 
             for run in store.list_runs(**({"job": name} if kind == "Job" else {}), state=("QUEUED", "STARTING", "RUNNING")):
                 if kind == "Job" or run.pipeline == name:
                     engine.cancel(run.id, wait=True)
+    if kind == "Job":
+        for pipeline in store.list("Pipeline"):
+            if name in pipeline.job_names():
+                raise Conflict(f"job {name!r} is used by pipeline {pipeline.name!r}; change or delete the pipeline first")
     if not store.delete(kind, name):
         raise NotFound(f"{kind.lower()} {name!r} is not in the catalog")

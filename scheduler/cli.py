@@ -27,7 +27,7 @@ def emit(data: Any) -> None:
 def console():
     from rich.console import Console
 
-    return Console()
+    return Console(width=None if sys.stdout.isatty() else 160)
 
 
 @app.callback()
@@ -264,6 +264,10 @@ def show(ctx: typer.Context, run_id: str = typer.Argument(...), as_json: bool = 
     from .views import runs_table
 
     app_ctx = _ctx(ctx)
+    if run_id.startswith("p-"):
+        from .pipeline_runner import PipelineRunner
+
+        return _print_pipeline_run(PipelineRunner(app_ctx.engine), PipelineRunner(app_ctx.engine).record(run_id), as_json)
     record = app_ctx.store.get_run(run_id)
     events = app_ctx.store.events(run_id)
     if as_json:
@@ -307,9 +311,77 @@ def logs(ctx: typer.Context, run_id: str = typer.Argument(...), follow: bool = t
 
 @app.command()
 def cancel(ctx: typer.Context, run_id: str = typer.Argument(...), as_json: bool = JSON_OPT):
-    """Cancel a run: SIGTERM, then SIGKILL after the job's stop_grace."""
+    """Cancel a run (or a pipeline run): SIGTERM, then SIGKILL after the job's stop_grace."""
+    if run_id.startswith("p-"):
+        from .pipeline_runner import PipelineRunner
+
+        runner = PipelineRunner(_ctx(ctx).engine)
+        return _print_pipeline_run(runner, runner.cancel(run_id), as_json)
     record = _ctx(ctx).engine.cancel(run_id, wait=True)
     _print_run(record, as_json)
+
+
+pipeline_app = typer.Typer(no_args_is_help=True, help="Run pipelines and look at their runs.")
+app.add_typer(pipeline_app, name="pipeline")
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SpecError(f"--param {pair!r} is not key=value", "param", pair)
+        values[key.strip()] = value
+    return values
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    ctx: typer.Context,
+    name: str = typer.Argument(...),
+    param: list[str] = typer.Option([], "--param", help="k=v, parsed to the default's type; repeatable."),
+    force_step: list[str] = typer.Option([], "--force-step", help="Rerun this step even if cached; repeatable."),
+    force_all: bool = typer.Option(False, "--force-all", help="Rerun every step."),
+    wait: bool = typer.Option(False, "--wait", help="Run it now and wait for the end."),
+    as_json: bool = JSON_OPT,
+):
+    """Start a pipeline run: steps in dependency order, unchanged ones reused from the cache."""
+    from .pipeline_runner import PipelineRunner
+
+    runner = PipelineRunner(_ctx(ctx).engine)
+    prun = runner.submit(name, parse_params(param), force_step, force_all)
+    if not wait:
+        if not as_json:
+            typer.echo("queued; no daemon dispatches it until `costwise daemon` runs (use --wait to run it now)", err=True)
+        return _print_pipeline_run(runner, runner.record(prun["id"]), as_json)
+    progress = None
+    if not as_json and sys.stderr.isatty():
+        progress = lambda step, rec: typer.echo(f"  {step:<16} {rec.state:<10} {rec.shape or ''}", err=True)  # noqa: E731
+    record = runner.execute(prun["id"], progress)
+    _print_pipeline_run(runner, record, as_json)
+    raise typer.Exit(0 if record["state"] == "SUCCEEDED" else 1)
+
+
+@pipeline_app.command("runs")
+def pipeline_runs(ctx: typer.Context, name: Optional[str] = typer.Argument(None), as_json: bool = JSON_OPT):
+    """Pipeline runs, newest first."""
+    from .pipeline_runner import PipelineRunner
+
+    runner = PipelineRunner(_ctx(ctx).engine)
+    records = [runner.record(p["id"]) for p in runner.runs.list(pipeline=name)]
+    if as_json:
+        return emit(records)
+    from .views import pipeline_runs_table
+
+    console().print(pipeline_runs_table(records))
+
+
+def _print_pipeline_run(runner, record, as_json: bool) -> None:
+    if as_json:
+        return emit(record)
+    from .views import pipeline_tree
+
+    console().print(pipeline_tree(runner, record))
 
 
 @app.command()
@@ -336,13 +408,10 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except typer.TyperException as exc:  # usage errors from typer's bundled click
+        if hasattr(exc, "show"):
             exc.show()
-            sys.exit(2)
-        raise
+        sys.exit(getattr(exc, "exit_code", 2))
 
 
 if __name__ == "__main__":

@@ -103,6 +103,26 @@ runs = Table(
     Column("extra", JSON),
 )
 
+pipeline_runs = Table(
+    "pipeline_runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("pipeline", String(128), nullable=False, index=True),
+    Column("state", String(16), nullable=False, index=True),
+    Column("reason", Text),
+    Column("queued_at", UTCDateTime, index=True),
+    Column("started_at", UTCDateTime),
+    Column("ended_at", UTCDateTime),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("saved_usd", Float, nullable=False, default=0.0),
+    Column("parameters", JSON),
+    Column("spec", JSON),
+    Column("force", JSON),
+    Column("trigger", String(64)),
+    Column("cancel_requested_at", UTCDateTime),
+    Column("extra", JSON),
+)
+
 run_events = Table(
     "run_events",
     metadata,

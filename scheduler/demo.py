@@ -1,4 +1,9 @@
-"""`costwise demo`: the main job on the embedded default, end to end in a few seconds."""
+"""`costwise demo`: the main job on the embedded default, end to end in well under a minute.
+
+Declares local shapes and the example retraining pipeline, runs it, changes one training
+hyper-parameter and runs it again (prepare is reused, the rest reruns, and the saved dollars
+show), runs a job past its max runtime, then prints the runs and writes a cost report.
+"""
 
 from __future__ import annotations
 
@@ -6,57 +11,72 @@ import json
 import sys
 from pathlib import Path
 
+import yaml
+
 from .catalog import Document, apply_documents
 from .context import AppContext
-from .specs import RunOverrides
 
 ASSETS = Path(__file__).parent / "demo_assets"
+RETRAIN = ASSETS / "retrain"
 
-SHAPES = [
-    {"kind": "Shape", "name": "local-small", "backend": "local", "vcpus": 1, "memory_gib": 2, "price_per_hour": 0.021, "capacity": 2},
-    {"kind": "Shape", "name": "local-medium", "backend": "local", "vcpus": 2, "memory_gib": 8, "price_per_hour": 0.083, "capacity": 2},
-    {"kind": "Shape", "name": "local-highmem", "backend": "local", "vcpus": 2, "memory_gib": 16, "price_per_hour": 0.126, "capacity": 1},
-    {"kind": "Shape", "name": "local-large", "backend": "local", "vcpus": 4, "memory_gib": 16, "price_per_hour": 0.166, "capacity": 1},
-]
-
-JOBS = [
-    {"kind": "Job", "name": "hello", "artifact": "hello.py", "requirements": {"cpus": 0.5, "memory_gib": 0.5},
-     "labels": {"team": "platform", "project": "demo"}},
-    {"kind": "Job", "name": "crunch", "artifact": "crunch.py", "args": ["1.0"],
-     "requirements": {"cpus": 1, "memory_gib": 1}, "labels": {"team": "ml", "project": "demo"}},
-    {"kind": "Job", "name": "feature-build", "artifact": "crunch.py", "args": ["0.5"],
-     "requirements": {"cpus": 2, "memory_gib": 12}, "labels": {"team": "data", "project": "demo"}},
-    {"kind": "Job", "name": "runaway", "artifact": "runaway.py", "max_runtime": "2s", "stop_grace": "1s",
-     "requirements": {"cpus": 1, "memory_gib": 1}, "labels": {"team": "ml", "project": "demo"}},
-]
+RUNAWAY = {"kind": "Job", "name": "runaway", "artifact": "runaway.py", "max_runtime": "2s", "stop_grace": "1s",
+           "requirements": {"cpus": 1, "memory_gib": 1}, "labels": {"team": "platform", "project": "demo"}}
 
 
 def declare(app: AppContext) -> list[dict]:
-    docs = [Document(body, ASSETS, f"demo#{i}") for i, body in enumerate(SHAPES + JOBS, 1)]
+    docs = []
+    for path in (RETRAIN / "shapes.yaml", RETRAIN / "retrain.yaml"):
+        for body in yaml.safe_load_all(path.read_text()):
+            if body.get("name") == "register":  # keep model versions under this catalog's home
+                body["env"] = {"MODEL_REGISTRY": str(app.settings.home / "models" / "abalone")}
+            docs.append(Document(body, RETRAIN, str(path)))
+    docs.append(Document(RUNAWAY, ASSETS, "demo"))
     return apply_documents(docs, app.store, app.settings)
 
 
 def run_demo(app: AppContext, as_json: bool = False) -> int:
     from rich.console import Console
 
-    out = Console(stderr=as_json)
+    from .pipeline_runner import PipelineRunner
+    from .views import money, pipeline_tree, runs_table
+
+    out = Console(stderr=as_json, width=None if sys.stdout.isatty() else 120)
     out.print(f"[bold]costwise demo[/] — catalog {app.settings.db_url}")
     declare(app)
-    out.print(f"declared {len(SHAPES)} local shapes and {len(JOBS)} jobs")
-    records = []
-    for job in ("hello", "crunch", "feature-build", "runaway"):
-        run = app.engine.submit(job, RunOverrides(), message="queued by the demo")
-        final = app.engine.run_to_completion(run)
-        out.print(f"  {job:<14} → {final.shape:<14} {final.state:<10} {final.placement.get('reason', '')}")
-        records.append(final)
-    from .views import runs_table
-
+    out.print("declared 4 local shapes, the retraining pipeline (prepare → train → evaluate → register | reject) "
+              "and a runaway job")
+    runner = PipelineRunner(app.engine)
+    first = runner.execute(runner.submit("retrain", force_all=True, trigger="demo")["id"])
+    out.print("\n[bold]1. full run[/] (every step runs on its own cheapest fitting shape)")
+    out.print(pipeline_tree(runner, first))
+    second = runner.execute(runner.submit("retrain", {"learning_rate": "0.1"}, trigger="demo")["id"])
+    out.print("\n[bold]2. learning_rate 0.05 → 0.1[/]: prepare is reused, train / evaluate / register rerun")
+    out.print(pipeline_tree(runner, second))
+    runaway = app.engine.run_to_completion(app.engine.submit("runaway", message="queued by the demo"))
+    out.print(f"\n[bold]3. max runtime[/]: runaway (ignores SIGTERM) → {runaway.state} after "
+              f"{runaway.duration_s:.1f}s ({runaway.reason})")
+    records = [*app.store.list_runs(pipeline_run=first["id"], newest_first=False),
+               *app.store.list_runs(pipeline_run=second["id"], newest_first=False), runaway]
+    out.print(runs_table(records, title="demo runs"))
+    spend = sum(r.cost_usd for r in records)
+    saved = sum(r.saved_usd for r in records)
+    out.print(f"spend {money(spend)}, saved by reuse {money(saved)}")
+    report_path = _write_report(app, out)
     if as_json:
-        json.dump([r.public() for r in records], sys.stdout, indent=2)
+        json.dump({"pipeline_runs": [first, second], "runaway": runaway.public(), "spend_usd": spend,
+                   "saved_usd": saved, "report": report_path}, sys.stdout, indent=2)
         sys.stdout.write("\n")
-    else:
-        out.print(runs_table(records, title="demo runs"))
-    total = sum(r.cost_usd for r in records)
-    out.print(f"total spend ${total:.6f}; runaway stopped at its max runtime: {records[-1].state}")
-    expected = ["SUCCEEDED", "SUCCEEDED", "SUCCEEDED", "TIMED_OUT"]
-    return 0 if [r.state for r in records] == expected else 1
+    ok = (first["state"], second["state"], runaway.state) == ("SUCCEEDED", "SUCCEEDED", "TIMED_OUT")
+    reused = [s["step"] for s in second["steps"] if s["state"] == "CACHED"]
+    return 0 if ok and reused == ["prepare"] else 1
+
+
+def _write_report(app: AppContext, out) -> str | None:
+    try:
+        from .report import write_report
+    except ImportError:
+        return None
+    path = app.settings.home / "reports" / "demo-costs.html"
+    write_report(app.store, "html", path)
+    out.print(f"cost report: {path}")
+    return str(path)

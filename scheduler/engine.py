@@ -103,6 +103,7 @@ class Engine:
         from .catalog import check_job_fits
 
         check_job_fits(job, index.shapes)
+        context.setdefault("labels", dict(job.labels))
         run = RunRecord(
             id=new_run_id(),
             job=job.name,
@@ -110,7 +111,6 @@ class Engine:
             queued_at=self.clock.now(),
             spec=job.model_dump(mode="json"),
             overrides=overrides.model_dump(mode="json", exclude_defaults=True),
-            labels=dict(job.labels),
             **context,
         )
         return self.store.create_run(run, message or "queued")
@@ -225,11 +225,13 @@ class Engine:
         self.executor(run.backend).forget(run.handle)
         return self.launch(run.id)
 
-    def run_to_completion(self, run: RunRecord, progress: Progress | None = None, poll_s: float = 0.25) -> RunRecord:
+    def run_to_completion(
+        self, run: RunRecord, progress: Progress | None = None, poll_s: float = 0.25, backends=None
+    ) -> RunRecord:
         """Wait for a slot, then supervise: what `costwise run --wait` does without a daemon."""
         try:
             while True:
-                started = self.try_start(run)
+                started = self.try_start(run, backends)
                 if started is not None:
                     if started.state in LIVE_STATES:
                         return self.supervise(started, progress)

@@ -218,8 +218,9 @@ def describe_error(exc: ValidationError, model: type[BaseModel], label: str) -> 
     message = err["msg"].removeprefix("Value error, ").removeprefix(f"{path}: ")
     if err["type"] == "missing":
         return SpecError(f"{label}: {path} is required", path, None)
-    where = f"{path}=" if path else ""
-    return SpecError(f"{label}: {where}{_short(value)} is invalid: {message}", path, value)
+    if not path:
+        return SpecError(f"{label}: {message}", path, value)
+    return SpecError(f"{label}: {path}={_short(value)} is invalid: {message}", path, value)
 
 
 def _known_fields(model: type[BaseModel], loc: tuple) -> list[str]:

@@ -10,6 +10,7 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from . import db
+from . import pipelines as _registers_the_pipeline_kind  # noqa: F401
 from .errors import NotFound
 from .runs import LIVE_STATES, RUN_FIELD_NAMES, SUCCEEDED, RunRecord
 from .specs import Spec, parse_spec, spec_to_doc
@@ -206,6 +207,10 @@ class Store:
             )
             return [dict(r._mapping) for r in rows]
 
+    @property
+    def pipeline_runs(self) -> "PipelineRunStore":
+        return PipelineRunStore(self)
+
     def count_live_runs(self, job: str | None = None, pipeline: str | None = None) -> int:
         query = select(func.count()).select_from(db.runs).where(db.runs.c.state.in_(("QUEUED",) + LIVE_STATES))
         if job:
@@ -213,7 +218,52 @@ class Store:
         if pipeline:
             query = query.where(db.runs.c.pipeline == pipeline)
         with self.engine.connect() as conn:
-            return conn.execute(query).scalar_one()
+            count = conn.execute(query).scalar_one()
+            if pipeline:
+                count += conn.execute(
+                    select(func.count()).select_from(db.pipeline_runs).where(
+                        db.pipeline_runs.c.pipeline == pipeline, db.pipeline_runs.c.state.in_(("QUEUED", "RUNNING"))
+                    )
+                ).scalar_one()
+            return count
+
+
+class PipelineRunStore:
+    """Pipeline runs: the DAG-level record (its steps are ordinary runs with pipeline_run set)."""
+
+    def __init__(self, store: Store):
+        self.engine = store.engine
+
+    def create(self, **values: Any) -> dict[str, Any]:
+        with self.engine.begin() as conn:
+            conn.execute(insert(db.pipeline_runs).values(**values))
+        return self.get(values["id"])
+
+    def get(self, prun_id: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(db.pipeline_runs).where(db.pipeline_runs.c.id == prun_id)).first()
+        if row is None:
+            raise NotFound(f"pipeline run {prun_id!r} is not in the history")
+        return dict(row._mapping)
+
+    def update(self, prun_id: str, *, expect: Sequence[str] | None = None, **values: Any) -> bool:
+        cond = db.pipeline_runs.c.id == prun_id
+        if expect is not None:
+            cond = and_(cond, db.pipeline_runs.c.state.in_(list(expect)))
+        with self.engine.begin() as conn:
+            return conn.execute(update(db.pipeline_runs).where(cond).values(**values)).rowcount > 0
+
+    def list(self, pipeline: str | None = None, state: str | Sequence[str] | None = None, limit: int | None = 50) -> list[dict[str, Any]]:
+        query = select(db.pipeline_runs)
+        if pipeline:
+            query = query.where(db.pipeline_runs.c.pipeline == pipeline)
+        if state:
+            query = query.where(db.pipeline_runs.c.state.in_([state] if isinstance(state, str) else list(state)))
+        query = query.order_by(db.pipeline_runs.c.queued_at.desc(), db.pipeline_runs.c.id.desc())
+        if limit:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
 
 
 def _record(row) -> RunRecord:

@@ -18,7 +18,9 @@ STATE_STYLE = {
 def money(value: float | None) -> str:
     if value is None:
         return "-"
-    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
+    if value == 0:
+        return "$0"
+    return f"${value:.6f}" if value < 0.01 else f"${value:.4f}" if value < 1 else f"${value:,.2f}"
 
 
 def percent(value: float | None) -> str:
@@ -31,8 +33,10 @@ def gib(value: int | None) -> str:
 
 def runs_table(runs: Iterable[RunRecord], title: str = "runs") -> Table:
     table = Table(title=title, title_justify="left")
-    for col in ("run", "job", "step", "state", "shape", "duration", "cost", "saved", "cpu", "mem peak", "reason"):
-        table.add_column(col, justify="right" if col in ("duration", "cost", "saved", "cpu", "mem peak") else "left")
+    for col in ("run", "job", "step", "state", "shape", "duration", "cost", "saved", "cpu", "mem peak"):
+        table.add_column(col, justify="right" if col in ("duration", "cost", "saved", "cpu", "mem peak") else "left",
+                         no_wrap=True)
+    table.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=48)
     for r in runs:
         style = STATE_STYLE.get(r.state, "")
         table.add_row(
@@ -64,4 +68,57 @@ def fit_table(explanation) -> Table:
             str(i), c.shape, c.backend, f"{c.price_per_hour:.4g}", format_duration(c.expected_duration_s),
             c.duration_source, money(c.expected_cost_usd), str(c.free_slots),
         )
+    return table
+
+
+def pipeline_tree(runner, record: dict):
+    """The DAG as a tree: each step under its first upstream step, with state, shape, time, cost, saved."""
+    from rich.tree import Tree
+
+    from .pipelines import PipelineSpec
+
+    spec = PipelineSpec.model_validate(runner.runs.get(record["id"])["spec"]["pipeline"])
+    steps = {s["step"]: s for s in record["steps"]}
+    style = STATE_STYLE.get(record["state"], "")
+    root = Tree(
+        f"[bold]{record['pipeline']}[/] {record['id']} [{style}]{record['state']}[/] "
+        f"cost {money(record['cost_usd'])} saved {money(record['saved_usd'])}"
+        + (f" — {record['reason']}" if record.get("reason") else "")
+    )
+    nodes = {}
+    for name in spec.order():
+        step = spec.step(name)
+        ups = sorted(step.upstream(), key=spec.order().index)
+        parent = nodes.get(ups[-1], root) if ups else root  # under its last upstream step: the deepest
+        nodes[name] = parent.add(_step_label(name, steps.get(name), ups[:-1]))
+    return root
+
+
+def _step_label(name: str, run: dict | None, also: list[str]) -> str:
+    if run is None:
+        return f"{name} [dim]not started[/]"
+    style = STATE_STYLE.get(run["state"], "")
+    parts = [f"[bold]{name}[/]", f"[{style}]{run['state']}[/]"]
+    if run.get("shape"):
+        parts.append(run["shape"])
+    if run["state"] not in ("SKIPPED",):
+        parts.append(format_duration(run.get("duration_s")))
+        parts.append(money(run.get("cost_usd")))
+    if run.get("saved_usd"):
+        parts.append(f"saved {money(run['saved_usd'])}")
+    if run.get("reason") and run["state"] != "SUCCEEDED":
+        parts.append(f"[dim]{run['reason'][:70]}[/]")
+    if also:
+        parts.append(f"[dim](also after {', '.join(also)})[/]")
+    return "  ".join(parts)
+
+
+def pipeline_runs_table(records: list[dict]) -> Table:
+    table = Table(title="pipeline runs", title_justify="left")
+    for col in ("run", "pipeline", "state", "started", "cost", "saved", "reason"):
+        table.add_column(col)
+    for r in records:
+        style = STATE_STYLE.get(r["state"], "")
+        table.add_row(r["id"], r["pipeline"], f"[{style}]{r['state']}[/]", r["started_at"] or "-",
+                      money(r["cost_usd"]), money(r["saved_usd"]), (r["reason"] or "")[:60])
     return table
