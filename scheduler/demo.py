@@ -9,15 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
-
-import yaml
-
 from .catalog import Document, apply_documents
 from .context import AppContext
-
-ASSETS = Path(__file__).parent / "demo_assets"
-RETRAIN = ASSETS / "retrain"
+from .examples import ASSETS, RETRAIN, retrain_documents
 
 RUNAWAY = {"kind": "Job", "name": "runaway", "artifact": "runaway.py", "max_runtime": "2s", "stop_grace": "1s",
            "requirements": {"cpus": 1, "memory_gib": 1}, "labels": {"team": "platform", "project": "demo"}}
@@ -25,11 +19,10 @@ RUNAWAY = {"kind": "Job", "name": "runaway", "artifact": "runaway.py", "max_runt
 
 def declare(app: AppContext) -> list[dict]:
     docs = []
-    for path in (RETRAIN / "shapes.yaml", RETRAIN / "retrain.yaml"):
-        for body in yaml.safe_load_all(path.read_text()):
-            if body.get("name") == "register":  # keep model versions under this catalog's home
-                body["env"] = {"MODEL_REGISTRY": str(app.settings.home / "models" / "abalone")}
-            docs.append(Document(body, RETRAIN, str(path)))
+    for body in retrain_documents(include_shapes=True):
+        if body.get("name") == "register":  # keep model versions under this catalog's home
+            body["env"] = {"MODEL_REGISTRY": str(app.settings.home / "models" / "abalone")}
+        docs.append(Document(body, RETRAIN, "retrain example"))
     docs.append(Document(RUNAWAY, ASSETS, "demo"))
     return apply_documents(docs, app.store, app.settings)
 
