@@ -17,11 +17,12 @@ from .artifacts import ArtifactStore, artifact_kind, content_hash, resolve_artif
 from .errors import Conflict, NotFound, SpecError
 from .placement import unfit_message
 from .settings import Settings
+from . import budgets as _registers_the_budget_kind  # noqa: F401
 from .pipelines import PipelineSpec, Step
 from .specs import JobSpec, Requirements, ShapeSpec, Spec, parse_spec
 from .store import Store
 
-KINDS = ("Shape", "Job", "Pipeline")
+KINDS = ("Shape", "Job", "Pipeline", "Budget")
 
 
 @dataclass(frozen=True)

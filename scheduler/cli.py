@@ -150,21 +150,10 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
 
 
 def make_overrides(env, args, shape, max_runtime):
-    from pydantic import ValidationError
+    from .specs import parse_overrides
 
-    from .specs import RunOverrides, describe_error
-
-    data: dict[str, Any] = {"env": parse_env(env or [])}
-    if args:
-        data["args"] = list(args)
-    if shape:
-        data["shape"] = shape
-    if max_runtime:
-        data["max_runtime"] = max_runtime
-    try:
-        return RunOverrides.model_validate(data)
-    except ValidationError as exc:
-        raise describe_error(exc, RunOverrides, "run override") from None
+    return parse_overrides({"env": parse_env(env or []), "args": list(args or []), "shape": shape,
+                            "max_runtime": max_runtime})
 
 
 def _progress_printer(as_json: bool):
@@ -207,14 +196,20 @@ def run(
     if dry_run:
         plan = engine.dry_run(job, overrides)
         return emit(plan) if as_json else console().print_json(json.dumps(plan, default=str))
-    record = engine.submit(job, overrides, message="queued from the CLI")
+    from .daemon import daemon_url
+
+    up = daemon_url(app_ctx.store)
+    record = engine.submit(job, overrides, message="queued from the CLI" + (" for the daemon" if up else ""))
     if not wait:
-        if not as_json:
+        if not as_json and not up:
             typer.echo("queued; no daemon dispatches it until `costwise daemon` runs (use --wait to run it now)", err=True)
         return _print_run(record, as_json)
     update, status = _progress_printer(as_json)
     try:
-        final = engine.run_to_completion(record, update)
+        final = engine.wait_for(record.id, progress=update) if up else engine.run_to_completion(record, update)
+    except KeyboardInterrupt:
+        engine.cancel(record.id, wait=True)
+        raise
     finally:
         if status:
             status.stop()
@@ -270,10 +265,14 @@ def show(ctx: typer.Context, run_id: str = typer.Argument(...), as_json: bool = 
         return _print_pipeline_run(PipelineRunner(app_ctx.engine), PipelineRunner(app_ctx.engine).record(run_id), as_json)
     record = app_ctx.store.get_run(run_id)
     events = app_ctx.store.events(run_id)
+    from .costs import spend_line, spend_summary
+
+    spend = spend_summary(record, app_ctx.store.get("Shape", record.shape) if record.shape else None)
     if as_json:
-        return emit({**record.detail(), "events": [{"at": iso(e["at"]), "state": e["state"], "message": e["message"]} for e in events]})
+        return emit({**record.detail(), "spend": spend, "events": [{"at": iso(e["at"]), "state": e["state"], "message": e["message"]} for e in events]})
     out = console()
     out.print(runs_table([record], title=f"run {run_id}"))
+    out.print(spend_line(spend))
     placement = record.placement or {}
     if placement.get("reason"):
         out.print(f"placement: {placement['reason']}")
@@ -321,6 +320,39 @@ def cancel(ctx: typer.Context, run_id: str = typer.Argument(...), as_json: bool 
     _print_run(record, as_json)
 
 
+@app.command()
+def daemon(
+    ctx: typer.Context,
+    metrics_port: int = typer.Option(9464, "--metrics-port", "--port", help="Port of the HTTP API and /metrics."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; off loopback a token is required."),
+    token: Optional[str] = typer.Option(None, "--token", envvar="COSTWISE_API_TOKEN", help="Bearer token for the API."),
+    misfire_grace: Optional[str] = typer.Option(None, "--misfire-grace", help="Skip fires later than this (e.g. 10m); "
+                                                "default: a late fire runs once, coalesced."),
+    alert: list[str] = typer.Option([], "--alert", help="ALERTNAME=PIPELINE: Alertmanager alerts that start a pipeline."),
+    log_level: str = typer.Option("INFO", "--log-level"),
+):
+    """Run the scheduler daemon: schedules, dispatch, deadlines, restarts, HTTP API and /metrics."""
+    import logging
+
+    from .daemon import Daemon
+    from .durations import parse_duration
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    alert_map = {}
+    for pair in alert:
+        name, sep, pipeline = pair.partition("=")
+        if not sep:
+            raise SpecError(f"--alert {pair!r} is not ALERTNAME=PIPELINE", "alert", pair)
+        alert_map[name] = pipeline
+    try:
+        grace = parse_duration(misfire_grace, "misfire_grace") if misfire_grace else None
+    except ValueError as exc:
+        raise SpecError(f"--{exc}", "misfire-grace", misfire_grace) from None
+    runner = Daemon(_ctx(ctx).settings, host, metrics_port, token, grace, alert_map)
+    runner.install_signal_handlers()
+    raise typer.Exit(runner.run())
+
+
 pipeline_app = typer.Typer(no_args_is_help=True, help="Run pipelines and look at their runs.")
 app.add_typer(pipeline_app, name="pipeline")
 
@@ -348,16 +380,20 @@ def pipeline_run(
     """Start a pipeline run: steps in dependency order, unchanged ones reused from the cache."""
     from .pipeline_runner import PipelineRunner
 
-    runner = PipelineRunner(_ctx(ctx).engine)
+    from .daemon import daemon_url
+
+    app_ctx = _ctx(ctx)
+    runner = PipelineRunner(app_ctx.engine)
     prun = runner.submit(name, parse_params(param), force_step, force_all)
+    up = daemon_url(app_ctx.store)
     if not wait:
-        if not as_json:
+        if not as_json and not up:
             typer.echo("queued; no daemon dispatches it until `costwise daemon` runs (use --wait to run it now)", err=True)
         return _print_pipeline_run(runner, runner.record(prun["id"]), as_json)
     progress = None
     if not as_json and sys.stderr.isatty():
         progress = lambda step, rec: typer.echo(f"  {step:<16} {rec.state:<10} {rec.shape or ''}", err=True)  # noqa: E731
-    record = runner.execute(prun["id"], progress)
+    record = runner.wait_for(prun["id"]) if up else runner.execute(prun["id"], progress)
     _print_pipeline_run(runner, record, as_json)
     raise typer.Exit(0 if record["state"] == "SUCCEEDED" else 1)
 
@@ -391,6 +427,36 @@ def demo(ctx: typer.Context, as_json: bool = JSON_OPT):
 
     code = run_demo(_ctx(ctx), as_json=as_json)
     raise typer.Exit(code)
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    fmt: str = typer.Option(..., "--format", help="csv (breakdown), html (with charts), json, parquet (per run), focus (FOCUS CSV)."),
+    out: Path = typer.Option(..., "--out", help="File to write."),
+    since: Optional[str] = typer.Option(None, "--since", help="ISO time or a duration back from now (e.g. 7d)."),
+    until: Optional[str] = typer.Option(None, "--until", help="ISO time or a duration back from now."),
+    group_by: Optional[str] = typer.Option(None, "--group-by", help="Run fields (job, pipeline, step, shape, backend, state, day, week, month) or labels, e.g. team,job."),
+    as_json: bool = JSON_OPT,
+):
+    """Cost report over the runs that finished in [since, until): spend, idle spend, savings, right-sizing."""
+    from .clock import parse_time
+    from .report import write_report
+
+    app_ctx = _ctx(ctx)
+    now = app_ctx.clock.now()
+    bounds = {}
+    for name, text in (("since", since), ("until", until)):
+        try:
+            bounds[name] = parse_time(text, now) if text else None
+        except ValueError as exc:
+            raise SpecError(f"--{name}: {exc}", name, text) from None
+    if bounds["since"] and bounds["until"] and bounds["since"] >= bounds["until"]:
+        raise SpecError(f"--since {since!r} is not before --until {until!r}", "since", since)
+    summary = write_report(app_ctx.store, fmt, out, bounds["since"], bounds["until"], group_by, now)
+    if as_json:
+        return emit(summary)
+    console().print(f"wrote {summary['format']} report of {summary['runs']:,} runs (${summary['cost_usd']:,.2f}) to {summary['path']}")
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -100,7 +101,9 @@ runs = Table(
     Column("deadline_at", UTCDateTime),
     Column("attempt", Integer, nullable=False, default=0),
     Column("cancel_requested_at", UTCDateTime),
+    Column("fire_key", String(256)),
     Column("extra", JSON),
+    Index("ux_runs_fire_key", "fire_key", unique=True),
 )
 
 pipeline_runs = Table(
@@ -120,7 +123,9 @@ pipeline_runs = Table(
     Column("force", JSON),
     Column("trigger", String(64)),
     Column("cancel_requested_at", UTCDateTime),
+    Column("fire_key", String(256)),
     Column("extra", JSON),
+    Index("ux_pipeline_runs_fire_key", "fire_key", unique=True),
 )
 
 run_events = Table(

@@ -52,6 +52,11 @@ class Engine:
         self._lock = threading.Lock()
         self._index: tuple[tuple, placement.ShapeIndex] | None = None
         self.owner = _owner()
+        self.listeners: list[Callable[[RunRecord], None]] = []  # told once about each finished run
+        self._spend_cache: dict[str, tuple[float, float]] = {}
+        from .hooks import HookRunner
+
+        self.hooks = HookRunner(self)
 
     # -- plumbing ------------------------------------------------------------------------------
     def executor(self, backend: str) -> Executor:
@@ -116,21 +121,36 @@ class Engine:
         return self.store.create_run(run, message or "queued")
 
     # -- placement and launch ------------------------------------------------------------------
-    def try_start(self, run: RunRecord, backends=None) -> RunRecord | None:
+    def new_round(self) -> "DispatchRound":
+        """One snapshot of shapes, slots and budgets for placing a batch of queued runs."""
+        index = self.shape_index()
+        in_use = self.store.in_use_by_shape()
+        return DispatchRound(self, index, in_use, index.snapshot(in_use), {}, bool(self.store.names("Budget")))
+
+    def try_start(self, run: RunRecord, backends=None, round: "DispatchRound | None" = None) -> RunRecord | None:
         """Place and launch a queued run if its shape has room now; None while it must wait."""
         job = JobSpec.model_validate(run.spec)
-        index = self.shape_index()
+        round = round or self.new_round()
+        if backends is None and run.extra.get("backends"):
+            backends = frozenset(run.extra["backends"])
         req = self.request_for(job, run.queued_at, backends)
         for _ in range(5):  # a slot taken by someone else between placing and claiming: place again
-            history = self.store.duration_history(job.name)
-            in_use = self.store.in_use_by_shape()
-            decision = placement.place(req, index.snapshot(in_use), history, self.clock.now())
+            index, in_use, history = round.index, round.in_use, round.history(job.name)
+            decision = placement.place(req, round.snapshot, history, self.clock.now())
             if decision.action == "refuse":
                 return self._finish_unlaunched(run.id, FAILED, decision.reason)
             if decision.action == "wait":
                 if run.placement.get("reason") != decision.reason:
                     run.placement = {"reason": decision.reason}
                     self.store.update_run(run.id, expect=[QUEUED], placement=run.placement, message=decision.reason)
+                return None
+            held = self.budget_verdict(run, decision) if round.has_budgets else None
+            if held is not None:
+                if held.startswith("refused"):
+                    return self._finish_unlaunched(run.id, FAILED, held)
+                if run.placement.get("reason") != held:
+                    run.placement = {"reason": held}
+                    self.store.update_run(run.id, expect=[QUEUED], placement=run.placement, message=held)
                 return None
             shape = index.by_name[decision.shape]
             ranked = placement.explain(req, index, in_use, history).ranked[:ALTERNATIVES_KEPT]
@@ -148,10 +168,12 @@ class Engine:
                 backend=shape.backend, price_per_hour=shape.price_per_hour, placement=info, handle=self.owner,
             )
             if claimed:
+                round.took(shape.name)
                 return self.launch(run.id)
             current = self.store.get_run(run.id)
             if current.state != QUEUED:
                 return None  # canceled, or started by another supervisor
+            round = self.new_round()
         return None
 
     def launch(self, run_id: str) -> RunRecord:
@@ -185,7 +207,7 @@ class Engine:
         executor = self.executor(run.backend)
         job = JobSpec.model_validate(run.spec)
         start_mono = self.clock.monotonic()
-        sample_every, next_sample = 0.05, start_mono + 0.05
+        sample_every, next_sample = 0.02, start_mono + 0.01
         next_check = start_mono + CANCEL_CHECK_S
         while True:
             now_mono = self.clock.monotonic()
@@ -249,13 +271,18 @@ class Engine:
             self.cancel(run.id, wait=True)
             raise
 
-    def wait_for(self, run_id: str, timeout: float | None = None, poll_s: float = 0.2) -> RunRecord:
-        """Wait for a run someone else supervises to finish."""
-        end = None if timeout is None else time.monotonic() + timeout
+    def wait_for(
+        self, run_id: str, timeout: float | None = None, poll_s: float = 0.2, progress: Progress | None = None
+    ) -> RunRecord:
+        """Wait for a run someone else supervises (the daemon, another CLI) to finish."""
+        start = time.monotonic()
+        end = None if timeout is None else start + timeout
         while True:
             run = self.store.get_run(run_id)
             if run.finished or (end is not None and time.monotonic() >= end):
                 return run
+            if progress:
+                progress(run, time.monotonic() - start)
             time.sleep(poll_s)
 
     # -- finishing -----------------------------------------------------------------------------
@@ -267,8 +294,10 @@ class Engine:
         executor.forget(run.handle)
         return self._record_end(run, state, reason, status.exit_code, usage)
 
-    def _record_end(self, run: RunRecord, state: str, reason: str | None, exit_code=None, usage=None) -> RunRecord:
-        now = self.clock.now()
+    def _record_end(
+        self, run: RunRecord, state: str, reason: str | None, exit_code=None, usage=None, ended_at=None
+    ) -> RunRecord:
+        now = ended_at or self.clock.now()
         started = run.started_at
         duration = max((now - started).total_seconds(), 0.0) if started else 0.0
         final = {
@@ -283,8 +312,57 @@ class Engine:
                 run_dirs(self.settings, run, job)["artifacts"] / "results.json",
                 build_results(run, final, run_dirs(self.settings, run, job)),
             )
-        self.store.update_run(run.id, expect=ACTIVE_STATES, message=reason or state.lower(), **final)
-        return self.store.get_run(run.id)
+        changed = self.store.update_run(run.id, expect=ACTIVE_STATES, message=reason or state.lower(), **final)
+        record = self.store.get_run(run.id)
+        if changed:
+            self._finished(record)
+        return record
+
+    def _finished(self, record: RunRecord) -> None:
+        """Once per run, by whoever recorded its end: lifecycle hooks, then listeners (metrics)."""
+        if record.pipeline_run is None and record.spec:
+            self.hooks.fire(JobSpec.model_validate(record.spec).hooks, record.state, record.public(), f"run {record.id}")
+        for listener in self.listeners:
+            try:
+                listener(record)
+            except Exception:  # noqa: BLE001 - an observer must not break the run's bookkeeping
+                pass
+
+    # -- budgets -------------------------------------------------------------------------------
+    def budget_verdict(self, run: RunRecord, decision) -> str | None:
+        """Why a budget holds or refuses this run now, or None."""
+        from .budgets import covers, period_start, verdict
+
+        budgets = [b for b in self.store.list("Budget") if covers(b, run.labels)]
+        if not budgets:
+            return None
+        expected = (decision.chosen.expected_cost_usd if decision.chosen else None) or 0.0
+        now = self.clock.now()
+        for budget in budgets:
+            reason = verdict(budget, self.spent(budget, period_start(budget.period, now)), expected)
+            if reason:
+                return reason
+        return None
+
+    def spent(self, budget, since) -> float:
+        """Spend of the runs a budget covers since a time: finished cost plus running runs so far."""
+        from .budgets import covers
+
+        cached = self._spend_cache.get(budget.name)
+        mono = self.clock.monotonic()
+        if cached and mono - cached[0] < 1.0:
+            return cached[1]
+        now = self.clock.now()
+        total = 0.0
+        for r in self.store.list_runs(since=since, newest_first=False):
+            if not covers(budget, r.labels):
+                continue
+            if r.state in LIVE_STATES and r.started_at is not None:
+                total += (r.price_per_hour or 0.0) * (now - r.started_at).total_seconds() / 3600.0
+            else:
+                total += r.cost_usd
+        self._spend_cache[budget.name] = (mono, total)
+        return total
 
     def _finish_unlaunched(self, run_id: str, state: str, reason: str) -> RunRecord:
         run = self.store.get_run(run_id)
@@ -335,6 +413,25 @@ class Engine:
         spec = build_launch(self.settings, run, job, shape, self.python_for(shape), create=False)
         return {"shape": shape.name, "backend": shape.backend, "placement": decision.reason,
                 "launch": self.executor(shape.backend).describe(spec)}
+
+
+class DispatchRound:
+    """Shapes, slots in use, histories and budgets read once for a batch of placements."""
+
+    def __init__(self, engine: Engine, index, in_use, snapshot, histories, has_budgets):
+        self.engine, self.index, self.in_use, self.snapshot = engine, index, in_use, snapshot
+        self.histories, self.has_budgets = histories, has_budgets
+
+    def history(self, job: str) -> dict[str, float]:
+        if job not in self.histories:
+            self.histories[job] = self.engine.store.duration_history(job)
+        return self.histories[job]
+
+    def took(self, shape: str) -> None:
+        self.in_use[shape] = self.in_use.get(shape, 0) + 1
+        position = self.index.position[shape]
+        self.snapshot.free[position] -= 1
+        self.snapshot.has_free[position] = self.snapshot.free[position] > 0
 
 
 def _owner() -> dict:

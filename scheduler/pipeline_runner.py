@@ -40,8 +40,12 @@ def step_job(job: JobSpec, step: Step, params: dict[str, Any]) -> JobSpec:
 
 
 class PipelineRunner:
-    def __init__(self, engine):
+    """Executes pipeline runs. With ``dispatched`` (inside the daemon) its step runs are left queued
+    for the daemon's dispatcher and awaited; otherwise this process places and supervises them."""
+
+    def __init__(self, engine, dispatched: bool = False):
         self.engine = engine
+        self.dispatched = dispatched
         self.store = engine.store
         self.runs = engine.store.pipeline_runs
         self.outputs = OutputStore(engine.settings.home / "store")
@@ -54,6 +58,7 @@ class PipelineRunner:
         force_steps: list[str] | None = None,
         force_all: bool = False,
         trigger: str = "cli",
+        fire_key: str | None = None,
     ) -> dict[str, Any]:
         """Record a queued pipeline run, with its parameters parsed and its jobs snapshotted."""
         spec: PipelineSpec = self.store.require("Pipeline", name)
@@ -66,19 +71,29 @@ class PipelineRunner:
             id=new_pipeline_run_id(), pipeline=name, state="QUEUED", queued_at=self.engine.clock.now(),
             parameters=values, spec={"pipeline": spec.model_dump(mode="json"), "jobs": jobs},
             force={"steps": sorted(force_steps or []), "all": force_all}, trigger=trigger, extra={},
+            fire_key=fire_key,
         )
 
     # -- executing -------------------------------------------------------------------------------
-    def execute(self, prun_id: str, progress: Callable[[str, RunRecord], None] | None = None) -> dict[str, Any]:
-        """Run every step to its end and record the pipeline run's outcome."""
-        prun = self.runs.get(prun_id)
-        if not self.runs.update(prun_id, expect=["QUEUED"], state="RUNNING", started_at=self.engine.clock.now()):
+    def execute(
+        self, prun_id: str, progress: Callable[[str, RunRecord], None] | None = None, resume: bool = False
+    ) -> dict[str, Any]:
+        """Run every step to its end and record the pipeline run's outcome. With ``resume`` (after a
+        restart), steps that already ended are kept and steps still running are awaited."""
+        owner = {"owner": self.engine.owner}
+        if resume:
+            self.runs.update(prun_id, expect=["RUNNING"], extra=owner)
+        elif not self.runs.update(prun_id, expect=["QUEUED"], state="RUNNING", started_at=self.engine.clock.now(), extra=owner):
             return self.record(prun_id)
+        prun = self.runs.get(prun_id)
         spec = PipelineSpec.model_validate(prun["spec"]["pipeline"])
         jobs = {n: JobSpec.model_validate(d) for n, d in prun["spec"]["jobs"].items()}
         state = _State(spec, prun, jobs)
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_STEPS, len(spec.steps))) as pool:
             running: dict[Future, str] = {}
+            if resume:
+                for name, future in self._resume_steps(state, pool):
+                    running[future] = name
             while state.pending or running:
                 for name in state.ready(running.values()):
                     record = self._settle_without_running(state, spec.step(name))
@@ -151,15 +166,24 @@ class PipelineRunner:
         )
 
     def _launch(self, state, step, job, inputs, key, parts, miss_reason) -> RunRecord:
+        backends = sorted(state.spec.backends) if state.spec.backends else None
         run = self.engine.submit(
             job.name, job=job, message=f"step {step.name}: cache miss ({miss_reason})",
             pipeline=state.spec.name, pipeline_run=state.prun_id, step=step.name,
-            extra={"cache": {"key": key, "result": "miss", "reason": miss_reason}, "parameters": state.params},
+            extra={"cache": {"key": key, "result": "miss", "reason": miss_reason, "parts": parts},
+                   "parameters": state.params, "backends": backends},
             labels={**state.spec.labels, **job.labels},
         )
         self.outputs.materialize(inputs, run_dirs(self.engine.settings, run, job)["input"])
-        final = self.engine.run_to_completion(run, backends=frozenset(state.spec.backends) if state.spec.backends else None)
-        if final.state != SUCCEEDED:
+        if self.dispatched:
+            final = self.engine.wait_for(run.id)
+        else:
+            final = self.engine.run_to_completion(run, backends=frozenset(backends) if backends else None)
+        return self._after_run(state, step, job, key, parts, final)
+
+    def _after_run(self, state, step, job, key, parts, final: RunRecord) -> RunRecord:
+        """Check and publish a finished step's outputs (idempotent: a resumed run may do it again)."""
+        if final.state != SUCCEEDED or "outputs" in final.extra:
             return final
         out_dir = run_dirs(self.engine.settings, final, job)["output"]
         missing = [name for name in step.outputs if not (out_dir / name).is_file()]
@@ -168,16 +192,37 @@ class PipelineRunner:
             self.store.update_run(final.id, expect=[SUCCEEDED], state=FAILED, reason=reason, message=reason)
             return self.store.get_run(final.id)
         published = {name: self.outputs.put_file(out_dir / name) for name in step.outputs}
-        if step.cache:
+        if step.cache and key:
             self.outputs.publish(key, published, {
                 "run_id": final.id, "cost_usd": final.cost_usd, "shape": final.shape, "backend": final.backend,
                 "artifacts_dir": final.artifacts_dir, "pipeline": state.spec.name, "step": step.name,
             })
-            self.outputs.save_parts(state.spec.name, step.name, parts)
+            if parts:
+                self.outputs.save_parts(state.spec.name, step.name, parts)
         extra = {**final.extra, "outputs": published}
         self.store.update_run(final.id, extra=extra)
         final.extra = extra
         return final
+
+    def _resume_steps(self, state: "_State", pool) -> list[tuple[str, Future]]:
+        """Fold in the step runs recorded before a restart; await the ones still running."""
+        resumed = []
+        for run in self.store.list_runs(pipeline_run=state.prun_id, newest_first=False):
+            if run.step not in state.pending:
+                continue
+            step = state.spec.step(run.step)
+            state.pending.discard(run.step)
+            if run.finished and (run.state != SUCCEEDED or "outputs" in run.extra or not step.outputs):
+                state.finish(run.step, run, None)
+                continue
+            job = JobSpec.model_validate(run.spec) if run.spec else state.jobs[step.job]
+            cache_info = run.extra.get("cache", {})
+
+            def wait_and_publish(run=run, step=step, job=job, key=cache_info.get("key"), parts=cache_info.get("parts")):
+                return self._after_run(state, step, job, key, parts, self.engine.wait_for(run.id))
+
+            resumed.append((run.step, pool.submit(wait_and_publish)))
+        return resumed
 
     def _close(self, prun_id: str, state: "_State") -> dict[str, Any]:
         failed = [n for n in state.spec.order() if state.records[n].state in (FAILED, "TIMED_OUT", CANCELED)]
@@ -188,11 +233,14 @@ class PipelineRunner:
             first = state.records[failed[0]]
             reason = f"step {failed[0]} {first.state}: {first.reason}"
         records = state.records.values()
-        self.runs.update(
-            prun_id, state=final, reason=reason, ended_at=self.engine.clock.now(),
+        changed = self.runs.update(
+            prun_id, expect=["RUNNING"], state=final, reason=reason, ended_at=self.engine.clock.now(),
             cost_usd=sum(r.cost_usd for r in records), saved_usd=sum(r.saved_usd for r in records),
         )
-        return self.record(prun_id)
+        record = self.record(prun_id)
+        if changed:
+            self.engine.hooks.fire(state.spec.hooks, final, record, f"pipeline run {prun_id}")
+        return record
 
     # -- reading ---------------------------------------------------------------------------------
     def record(self, prun_id: str) -> dict[str, Any]:
@@ -207,6 +255,14 @@ class PipelineRunner:
             "cost_usd": prun["cost_usd"], "saved_usd": prun["saved_usd"], "parameters": prun["parameters"],
             "steps": steps,
         }
+
+    def wait_for(self, prun_id: str, poll_s: float = 0.25) -> dict[str, Any]:
+        """Wait for a pipeline run that the daemon executes."""
+        import time
+
+        while self.runs.get(prun_id)["state"] in ("QUEUED", "RUNNING"):
+            time.sleep(poll_s)
+        return self.record(prun_id)
 
     def cancel(self, prun_id: str) -> dict[str, Any]:
         now = self.engine.clock.now()

@@ -63,6 +63,7 @@ class RunRecord:
     deadline_at: datetime | None = None
     attempt: int = 0
     cancel_requested_at: datetime | None = None
+    fire_key: str | None = None  # (kind, name, scheduled time) of the fire that queued it: unique
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -198,6 +198,15 @@ class RunOverrides(Spec):
         return v
 
 
+def parse_overrides(data: dict[str, Any]) -> RunOverrides:
+    """Run overrides from the CLI's flags or an API body; one-line SpecError on bad values."""
+    clean = {k: v for k, v in data.items() if v not in (None, [], {})}
+    try:
+        return RunOverrides.model_validate(clean)
+    except ValidationError as exc:
+        raise describe_error(exc, RunOverrides, "run override") from None
+
+
 SPEC_KINDS: dict[str, type[Spec]] = {"Shape": ShapeSpec, "Job": JobSpec}
 
 

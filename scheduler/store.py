@@ -8,8 +8,10 @@ from typing import Any, Iterable, Sequence
 
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from . import db
+from . import budgets as _registers_the_budget_kind  # noqa: F401
 from . import pipelines as _registers_the_pipeline_kind  # noqa: F401
 from .errors import NotFound
 from .runs import LIVE_STATES, RUN_FIELD_NAMES, SUCCEEDED, RunRecord
@@ -101,10 +103,21 @@ class Store:
 
     # -- runs ----------------------------------------------------------------------------------
     def create_run(self, run: RunRecord, message: str | None = None) -> RunRecord:
+        """Insert a run; a run with the same fire_key as an existing one is not inserted again and
+        the existing one is returned (a schedule fire or an alert repeated after a crash)."""
         now = self.clock.now()
-        with self.engine.begin() as conn:
-            conn.execute(insert(db.runs).values(**run.as_row()))
-            conn.execute(insert(db.run_events).values(run_id=run.id, at=now, state=run.state, message=message))
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(db.runs).values(**run.as_row()))
+                conn.execute(insert(db.run_events).values(run_id=run.id, at=now, state=run.state, message=message))
+        except IntegrityError:
+            if run.fire_key is None:
+                raise
+            with self.engine.connect() as conn:
+                row = conn.execute(select(db.runs).where(db.runs.c.fire_key == run.fire_key)).first()
+            if row is None:
+                raise
+            return _record(row)
         return run
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -235,8 +248,17 @@ class PipelineRunStore:
         self.engine = store.engine
 
     def create(self, **values: Any) -> dict[str, Any]:
-        with self.engine.begin() as conn:
-            conn.execute(insert(db.pipeline_runs).values(**values))
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(db.pipeline_runs).values(**values))
+        except IntegrityError:
+            if not values.get("fire_key"):
+                raise
+            with self.engine.connect() as conn:
+                row = conn.execute(select(db.pipeline_runs).where(db.pipeline_runs.c.fire_key == values["fire_key"])).first()
+            if row is None:
+                raise
+            return dict(row._mapping)
         return self.get(values["id"])
 
     def get(self, prun_id: str) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import select
 import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,7 +22,8 @@ import psutil
 from ..gpu import GPU
 from .base import ExitStatus, LaunchSpec, Usage, redacted_env
 
-WRAPPER = '"$@"; rc=$?; echo "$rc" > "$0"; exit "$rc"'
+# $0: the exit-code file, $1: the working directory, then the command line
+WRAPPER = 'cd "$1" || exit 127; shift; "$@"; rc=$?; echo "$rc" > "$0"; exit "$rc"'
 
 
 @dataclass
@@ -32,7 +32,7 @@ class _Tracked:
     run_id: str
     vcpus: float
     gpus: float
-    popen: subprocess.Popen | None
+    owned: bool  # our child: reaped with wait4 (which also gives its CPU time)
     root: psutil.Process | None
     started: float
     pidfd: int | None = None
@@ -57,27 +57,30 @@ class LocalExecutor:
     def launch(self, spec: LaunchSpec) -> dict[str, Any]:
         exit_file = spec.log_path.parent / "exit_code"
         exit_file.unlink(missing_ok=True)
-        with open(spec.log_path, "ab") as log:
-            popen = subprocess.Popen(
-                ["/bin/sh", "-c", WRAPPER, str(exit_file), *spec.argv],
-                cwd=spec.workdir,
-                env=spec.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
-        root = psutil.Process(popen.pid)
+        spec.log_path.touch()
+        # posix_spawn (vfork underneath) rather than fork: quicker from a big daemon, and the
+        # child's ru_maxrss then measures the job, not a copy of the daemon
+        pid = os.posix_spawn(
+            "/bin/sh",
+            ["/bin/sh", "-c", WRAPPER, str(exit_file), str(spec.workdir), *spec.argv],
+            spec.env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, str(spec.log_path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
+                (os.POSIX_SPAWN_DUP2, 1, 2),
+            ],
+            setsid=True,
+        )
+        root = psutil.Process(pid)
         handle = {
-            "pid": popen.pid,
+            "pid": pid,
             "create_time": root.create_time(),
             "exit_file": str(exit_file),
             "run_id": spec.run_id,
             "vcpus": spec.shape.vcpus,
             "gpus": spec.shape.gpus,
         }
-        self._track(handle, popen, root)
+        self._track(handle, True, root)
         return handle
 
     def describe(self, spec: LaunchSpec) -> dict[str, Any]:
@@ -92,10 +95,10 @@ class LocalExecutor:
             "max_runtime_s": spec.max_runtime_s,
         }
 
-    def _track(self, handle, popen, root) -> _Tracked:
+    def _track(self, handle, owned: bool, root) -> _Tracked:
         tracked = _Tracked(
             pid=handle["pid"], run_id=handle["run_id"], vcpus=handle["vcpus"], gpus=handle.get("gpus", 0),
-            popen=popen, root=root, started=time.monotonic(),
+            owned=owned, root=root, started=time.monotonic(),
         )
         try:
             tracked.pidfd = os.pidfd_open(handle["pid"])
@@ -131,16 +134,15 @@ class LocalExecutor:
 
     def _check(self, tracked: _Tracked, handle) -> ExitStatus | None:
         """The exit status if the run's root process has ended (reaping it when it is ours)."""
-        if tracked.popen is not None:
+        if tracked.owned:
             try:
                 pid, status, rusage = os.wait4(tracked.pid, os.WNOHANG)
             except ChildProcessError:
                 pid, status, rusage = tracked.pid, None, None
             if pid == 0:
                 return None
-            if rusage is not None:
+            if rusage is not None:  # (not ru_maxrss: it counts the spawner's memory before exec)
                 tracked.cpu_s = max(tracked.cpu_s, rusage.ru_utime + rusage.ru_stime)
-                tracked.mem_peak = max(tracked.mem_peak, rusage.ru_maxrss * 1024)
             code = self._exit_file_code(handle)
             if code is None and status is not None:
                 code = os.waitstatus_to_exitcode(status)
@@ -181,6 +183,7 @@ class LocalExecutor:
         except psutil.Error:
             return
         rss = cpu = 0.0
+        hwm = 0
         for proc in tree:
             proc = tracked.procs.setdefault(proc.pid, proc)
             try:
@@ -188,9 +191,11 @@ class LocalExecutor:
                     rss += proc.memory_info().rss
                     t = proc.cpu_times()
                     cpu += t.user + t.system + t.children_user + t.children_system
+                hwm = max(hwm, _peak_rss(proc.pid))
             except psutil.Error:
                 continue
-        tracked.mem_peak = max(tracked.mem_peak, int(rss))
+        # the tree's RSS now, or the largest peak any one process reached since its exec
+        tracked.mem_peak = max(tracked.mem_peak, int(rss), hwm)
         tracked.cpu_s = max(tracked.cpu_s, cpu)
         if tracked.gpus:
             util = self._gpu.utilization()
@@ -257,7 +262,7 @@ class LocalExecutor:
         _signal_all(handle["pid"], procs, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline and any(_alive(p) for p in procs):
-            if tracked is not None and tracked.popen is not None:
+            if tracked is not None and tracked.owned:
                 self._reap_quietly(tracked)
             time.sleep(0.02)
         for _ in range(50):
@@ -277,7 +282,7 @@ class LocalExecutor:
         except ChildProcessError:
             return
         if pid:
-            tracked.popen = None  # reaped: from now on we only read the exit file
+            tracked.owned = False  # reaped: from now on we only read the exit file
             tracked.reaped_code = os.waitstatus_to_exitcode(_status)
             tracked.cpu_s = max(tracked.cpu_s, rusage.ru_utime + rusage.ru_stime)
 
@@ -290,8 +295,20 @@ class LocalExecutor:
             return False
         if not same or not _alive(root):
             return False
-        self._track(handle, None, root)
+        self._track(handle, False, root)
         return True
+
+
+def _peak_rss(pid: int) -> int:
+    """VmHWM: a process's peak resident memory since its exec, in bytes (0 if unreadable)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _alive(proc: psutil.Process | None) -> bool:

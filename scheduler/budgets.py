@@ -1,0 +1,48 @@
+"""Budgets: spend limits per label set and period that hold or refuse runs (pure checks here;
+the engine gathers the spend)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from .specs import NAME_PATTERN, Spec, StrMap, register_kind
+
+
+class BudgetSpec(Spec):
+    kind: Literal["Budget"] = "Budget"
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    labels: StrMap = {}  # the runs it covers: every label given must match ({} covers every run)
+    period: Literal["day", "week", "month"] = "day"
+    limit_usd: float = Field(gt=0)
+    action: Literal["hold", "refuse"] = "hold"
+
+
+register_kind("Budget", BudgetSpec)
+
+
+def covers(budget: BudgetSpec, labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in budget.labels.items())
+
+
+def period_start(period: str, now: datetime) -> datetime:
+    """Start of the current calendar day / ISO week / month, in UTC."""
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        return day
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def verdict(budget: BudgetSpec, spent_usd: float, expected_usd: float) -> str | None:
+    """None when the run may start; else the reason it is held or refused."""
+    if spent_usd + expected_usd <= budget.limit_usd:
+        return None
+    verb = "held" if budget.action == "hold" else "refused"
+    return (
+        f"{verb} by budget {budget.name!r}: ${spent_usd:.2f} spent this {budget.period} + "
+        f"${expected_usd:.2f} expected > ${budget.limit_usd:.2f}"
+    )

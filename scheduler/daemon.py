@@ -1,0 +1,329 @@
+"""`costwise daemon`: schedules, dispatch, deadlines, restarts, the HTTP API and /metrics.
+
+One active daemon per catalog (leader lock); others wait as standbys. The leader:
+- keeps APScheduler's jobs equal to the catalog's schedules (checked every second);
+- dispatches queued runs and pipeline runs (placement, capacity, max_wait spill-over, budgets);
+- supervises every live run (deadlines, cancel requests, utilization) in a thread of its own;
+- at start, and every few seconds, adopts runs whose supervisor is gone (after a crash or a
+  `kill -9`), or records them FAILED with reason `lost` when nothing of them is left;
+- on SIGTERM stops launching and returns; runs that are still going are adopted by the next leader.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .clock import SystemClock
+from .engine import Engine, _owner_alive
+from .errors import CostwiseError, UserError
+from .executors import ExitStatus
+from .leader import leader_lock
+from .pipeline_runner import PipelineRunner
+from .runs import FAILED, LIVE_STATES, QUEUED, STARTING, RunRecord
+from .settings import Settings
+from .store import Store
+
+log = logging.getLogger("costwise.daemon")
+HEARTBEAT_S = 1.0
+RECONCILE_S = 5.0
+DAEMON_META_KEY = "daemon"
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        host: str = "127.0.0.1",
+        port: int = 9464,
+        token: str | None = None,
+        misfire_grace_s: float | None = None,
+        alert_map: dict[str, str] | None = None,
+        poll_s: float = 0.2,
+        standby_poll_s: float = 1.0,
+    ):
+        if host not in ("127.0.0.1", "localhost", "::1") and not token:
+            raise UserError(f"--host {host!r} is not loopback: give an API token (--token or COSTWISE_API_TOKEN)")
+        self.settings = settings
+        self.host, self.port, self.token = host, port, token
+        self.misfire_grace_s = misfire_grace_s
+        self.alert_map = dict(alert_map or {})
+        self.poll_s, self.standby_poll_s = poll_s, standby_poll_s
+        self.clock = SystemClock()
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self.is_leader = False
+        self._supervised: set[str] = set()
+        self._pipelines: set[str] = set()
+        self._lock = threading.Lock()
+        self.store: Store | None = None
+        self.engine: Engine | None = None
+        self.scheduler = None
+        self.http = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def run(self) -> int:
+        """Serve until SIGTERM / SIGINT (or stop()); returns the process exit code."""
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        self.store = Store.open(self.settings.db_url, self.clock)
+        self.engine = Engine(self.settings, self.store, self.clock)
+        self.engine.listeners.append(lambda _run: self.wake.set())
+        from .metrics import make_registry
+
+        self.registry, self.metrics, _ = make_registry(self.store, clock=self.clock)
+        from .api import start_api
+
+        self.http = start_api(self, self.host, self.port)
+        self.port = self.http.server_port
+        log.info("costwise daemon listening on http://%s:%d (standby until it holds the leader lock)", self.host, self.port)
+        lock = leader_lock(self.store, self.settings.home)
+        try:
+            while not self.stopping.is_set() and not lock.try_acquire():
+                self.stopping.wait(self.standby_poll_s)
+            if self.stopping.is_set():
+                return 0
+            self._lead(lock)
+            return 0 if self.stopping.is_set() else 3  # 3: lost the leader lock
+        finally:
+            self._shutdown(lock)
+
+    def stop(self, *_args) -> None:
+        self.stopping.set()
+        self.wake.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def _lead(self, lock) -> None:
+        self.is_leader = True
+        log.info("leader: scheduling and dispatching")
+        self._heartbeat()
+        self.reconcile()
+        self._start_scheduler()
+        dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatch", daemon=True)
+        dispatcher.start()
+        next_reconcile = time.monotonic() + RECONCILE_S
+        while not self.stopping.wait(HEARTBEAT_S):
+            if not lock.still_held():
+                log.error("lost the leader lock; stopping")
+                return
+            self._heartbeat()
+            self.sync.sync()
+            if time.monotonic() >= next_reconcile:
+                self.reconcile()
+                next_reconcile = time.monotonic() + RECONCILE_S
+
+    def _shutdown(self, lock) -> None:
+        self.stopping.set()
+        self.wake.set()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        if self.http is not None:
+            self.http.shutdown()
+            self.http.server_close()
+        if self.is_leader:
+            self._clear_heartbeat()
+        lock.release()
+        self.store.close()
+
+    # -- heartbeat: how the CLI knows a daemon is up -------------------------------------------
+    def _heartbeat(self) -> None:
+        from . import db
+
+        value = f"http://{self.host}:{self.port}|{os.getpid()}|{time.time():.3f}"
+        with self.store.engine.begin() as conn:
+            conn.execute(db.meta.delete().where(db.meta.c.key == DAEMON_META_KEY))
+            conn.execute(db.meta.insert().values(key=DAEMON_META_KEY, value=value))
+
+    def _clear_heartbeat(self) -> None:
+        from . import db
+
+        with self.store.engine.begin() as conn:
+            conn.execute(db.meta.delete().where(db.meta.c.key == DAEMON_META_KEY))
+
+    # -- schedules -----------------------------------------------------------------------------
+    def _start_scheduler(self) -> None:
+        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        from . import schedules
+
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=self.store.engine, tablename="apscheduler_jobs")},
+            executors={"costwise": schedules.FireExecutor(self.fire)},
+            timezone=timezone.utc,
+        )
+        schedules._current_fire = self.fire
+        self.sync = schedules.ScheduleSync(self.scheduler, self.store, self.misfire_grace_s)
+        self.scheduler.start(paused=True)
+        self.sync.sync(force=True)
+        self.scheduler.resume()
+
+    def fire(self, kind: str, name: str, scheduled: datetime) -> None:
+        """A due schedule: queue one run, keyed by its scheduled time so a repeat adds nothing."""
+        self.metrics.observe_lag((datetime.now(timezone.utc) - scheduled).total_seconds())
+        key = f"{kind}:{name}:{scheduled.astimezone(timezone.utc).isoformat()}"
+        try:
+            if kind == "Job":
+                self.engine.submit(name, message=f"scheduled for {scheduled.isoformat()}", fire_key=key,
+                                   extra={"trigger": "schedule"})
+            else:
+                PipelineRunner(self.engine).submit(name, trigger="schedule", fire_key=key)
+        except CostwiseError as exc:
+            log.warning("schedule of %s %s not started: %s", kind.lower(), name, exc)
+        self.wake.set()
+
+    # -- dispatch ------------------------------------------------------------------------------
+    def _dispatch_loop(self) -> None:
+        while not self.stopping.is_set():
+            self.wake.wait(self.poll_s)
+            self.wake.clear()
+            if self.stopping.is_set():
+                return
+            try:
+                self.dispatch_once()
+            except Exception:  # noqa: BLE001 - keep dispatching; the next round retries
+                log.exception("dispatch round failed")
+
+    def dispatch_once(self) -> int:
+        """Start what can start now; returns how many runs were launched."""
+        launched = 0
+        for prun in self.store.pipeline_runs.list(state="QUEUED", limit=100):
+            self._start_pipeline(prun["id"], resume=False)
+        queued = self.store.list_runs(state=QUEUED, newest_first=False, limit=1000)
+        if not queued:
+            return 0
+        round = self.engine.new_round()
+        for run in queued:
+            if self.stopping.is_set():
+                break
+            if run.cancel_requested_at is not None:
+                self.engine.cancel(run.id, wait=False)
+                continue
+            started = self.engine.try_start(run, round=round)
+            if started is not None and started.state in LIVE_STATES:
+                self._supervise(started)
+                launched += 1
+        return launched
+
+    def _supervise(self, run: RunRecord) -> None:
+        with self._lock:
+            if run.id in self._supervised:
+                return
+            self._supervised.add(run.id)
+
+        def watch():
+            try:
+                self.engine.supervise(run)
+            except Exception:  # noqa: BLE001
+                log.exception("supervising %s failed", run.id)
+            finally:
+                with self._lock:
+                    self._supervised.discard(run.id)
+                self.wake.set()
+
+        threading.Thread(target=watch, name=f"run-{run.id}", daemon=True).start()
+
+    def _start_pipeline(self, prun_id: str, resume: bool) -> None:
+        with self._lock:
+            if prun_id in self._pipelines:
+                return
+            self._pipelines.add(prun_id)
+
+        def execute():
+            try:
+                PipelineRunner(self.engine, dispatched=True).execute(prun_id, resume=resume)
+            except Exception:  # noqa: BLE001
+                log.exception("pipeline run %s failed", prun_id)
+            finally:
+                with self._lock:
+                    self._pipelines.discard(prun_id)
+
+        threading.Thread(target=execute, name=f"pipeline-{prun_id}", daemon=True).start()
+
+    # -- restarts ------------------------------------------------------------------------------
+    def reconcile(self) -> None:
+        """Adopt live runs and pipeline runs whose supervisor is gone; settle the ones that are lost."""
+        for run in self.store.list_runs(state=LIVE_STATES, newest_first=False, limit=None):
+            with self._lock:
+                if run.id in self._supervised:
+                    continue
+            if _owner_alive(run.handle) and run.handle.get("owner_pid") != os.getpid():
+                continue  # a `costwise run --wait` elsewhere still watches it
+            self.adopt(run)
+        for prun in self.store.pipeline_runs.list(state="RUNNING", limit=None):
+            owner = (prun.get("extra") or {}).get("owner", {})
+            if prun["id"] in self._pipelines or (_owner_alive(owner) and owner.get("owner_pid") != os.getpid()):
+                continue
+            self._start_pipeline(prun["id"], resume=True)
+
+    def adopt(self, run: RunRecord) -> None:
+        handle = dict(run.handle)
+        if run.state == STARTING and "pid" not in handle and run.backend in (None, "local"):
+            handle = self._find_local_launch(run)
+            if handle is None:
+                return
+        executor = self.engine.executor(run.backend or "local")
+        if executor.adopt(handle):
+            handle.update(self.engine.owner)
+            self.store.update_run(run.id, expect=LIVE_STATES, state="RUNNING", handle=handle,
+                                  message="adopted after a daemon restart")
+            run = self.store.get_run(run.id)
+            log.info("adopted %s", run.id)
+            self._supervise(run)
+            return
+        status = executor.wait(handle, 0) or ExitStatus(None, "lost")
+        ended = _ended_at(handle)
+        if status.exit_code is None:
+            self.engine._record_end(run, FAILED, "lost", None, None, ended_at=ended)
+        else:
+            state = "SUCCEEDED" if status.exit_code == 0 else FAILED
+            reason = None if state == "SUCCEEDED" else f"exit code {status.exit_code} (ended while no daemon watched)"
+            self.engine._record_end(run, state, reason, status.exit_code, None, ended_at=ended)
+        log.info("run %s was gone at restart: recorded", run.id)
+
+    def _find_local_launch(self, run: RunRecord) -> dict | None:
+        """A run claimed a slot but its handle was never saved: did its process ever start?"""
+        run_dir = self.settings.run_dir(run.id)
+        if not (run_dir / "run.log").exists():  # the log is created just before the process starts
+            self.store.update_run(run.id, expect=[STARTING], state=QUEUED, shape=None, backend=None, handle={},
+                                  message="requeued after a restart: it had not been launched")
+            self.wake.set()
+            return None
+        import psutil
+
+        for proc in psutil.process_iter():
+            try:
+                if proc.environ().get("COSTWISE_RUN_ID") == run.id and proc.name() == "sh":
+                    return {"pid": proc.pid, "create_time": proc.create_time(), "exit_file": str(run_dir / "exit_code"),
+                            "run_id": run.id, "vcpus": 1, "gpus": 0}
+            except psutil.Error:
+                continue
+        return {"pid": -1, "create_time": 0, "exit_file": str(run_dir / "exit_code"), "run_id": run.id, "vcpus": 1}
+
+
+def _ended_at(handle: dict) -> datetime | None:
+    exit_file = handle.get("exit_file")
+    if exit_file and Path(exit_file).exists():
+        return datetime.fromtimestamp(Path(exit_file).stat().st_mtime, timezone.utc)
+    return None
+
+
+def daemon_url(store, max_age_s: float = 5.0) -> str | None:
+    """The leader's API address if a daemon has beaten its heart recently, else None."""
+    from sqlalchemy import select
+
+    from . import db
+
+    with store.engine.connect() as conn:
+        row = conn.execute(select(db.meta.c.value).where(db.meta.c.key == DAEMON_META_KEY)).first()
+    if row is None:
+        return None
+    url, _pid, beat = row.value.split("|")
+    return url if time.time() - float(beat) <= max_age_s else None
