@@ -33,6 +33,7 @@ from .base import ExitStatus, LaunchSpec, Usage
 from .logcopy import LogCopier, parse_ts
 
 RUN_LABEL = "costwise-run-id"
+LOG_LABEL = "costwise.log"  # where the run's log goes: lets a restart adopt from the label alone
 MANAGED_LABEL = "costwise.managed"
 HOST_ONLY_ENV = frozenset({"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR"})
 GIB = 1024**3
@@ -97,7 +98,7 @@ class DockerExecutor:
             "name": container_name(spec.run_id),
             "working_dir": str(spec.workdir),
             "environment": container_env(spec, redact),
-            "labels": {**spec.labels, MANAGED_LABEL: "true"},
+            "labels": {**spec.labels, MANAGED_LABEL: "true", LOG_LABEL: str(spec.log_path)},
             "user": f"{os.getuid()}:{os.getgid()}",
             "init": True,
             "nano_cpus": int(spec.shape.vcpus * 1e9),
@@ -193,7 +194,7 @@ class DockerExecutor:
 
     def _get(self, handle) -> _Tracked | None:
         with self._lock:
-            return self._runs.get(handle["run_id"])
+            return self._runs.get(handle.get("run_id"))
 
     def _copy_logs(self, tracked: _Tracked) -> None:
         import docker
@@ -205,9 +206,9 @@ class DockerExecutor:
         try:
             for chunk in self.client.api.logs(tracked.container_id, **kwargs):
                 tracked.log.feed(chunk)
-        except (docker.errors.DockerException, OSError) as exc:
-            tracked.log.note(f"log stream ended early: {type(exc).__name__}")
-        except Exception as exc:  # requests' connection errors: the run still finishes  # noqa: BLE001
+        except docker.errors.NotFound:
+            pass  # removed meanwhile: nothing more to copy
+        except Exception as exc:  # engine restarting, connection reset: the run still finishes  # noqa: BLE001
             tracked.log.note(f"log stream ended early: {type(exc).__name__}")
         finally:
             tracked.log.close()
@@ -283,7 +284,7 @@ class DockerExecutor:
 
     def forget(self, handle: dict[str, Any]) -> None:
         with self._lock:
-            self._runs.pop(handle["run_id"], None)
+            self._runs.pop(handle.get("run_id"), None)
 
     # -- stopping ------------------------------------------------------------------------------
     def cancel(self, handle: dict[str, Any], grace_s: float) -> ExitStatus:
@@ -313,7 +314,8 @@ class DockerExecutor:
     # -- restarts ------------------------------------------------------------------------------
     def adopt(self, handle: dict[str, Any]) -> bool:
         """Track the run's container again: by id, else by its run label. An exited container counts
-        (its exit code is still in its state); a removed one does not."""
+        (its exit code is still in its state); a removed one does not. What the handle lacks (a
+        launch cut short before it was saved) is filled in from the container's labels."""
         import docker
 
         if self._get(handle) is not None:
@@ -321,13 +323,22 @@ class DockerExecutor:
         api = self.client.api
         info = None
         try:
-            info = api.inspect_container(handle["container_id"])
+            if handle.get("container_id"):
+                info = api.inspect_container(handle["container_id"])
         except docker.errors.NotFound:
+            pass
+        if info is None and handle.get("run_id"):
             found = api.containers(all=True, filters={"label": f"{RUN_LABEL}={handle['run_id']}"})
             if found:
                 info = api.inspect_container(found[0]["Id"])
         if info is None or info.get("State", {}).get("Status") in ("removing", "dead"):
             return False
+        labels = info.get("Config", {}).get("Labels") or {}
+        if not (handle.get("log") or labels.get(LOG_LABEL)):
+            return False
+        handle.setdefault("log", labels.get(LOG_LABEL))
+        handle.setdefault("vcpus", (info.get("HostConfig", {}).get("NanoCpus") or 10**9) / 1e9)
+        handle["container_id"] = info["Id"]
         self._track(handle, info["Id"], info)
         return True
 

@@ -156,9 +156,10 @@ class LocalExecutor:
 
     def _finish(self, tracked: _Tracked, handle, code: int | None) -> ExitStatus:
         tracked.ended = time.monotonic()
-        leftovers = self._collect(handle, tracked)
-        if leftovers:  # background processes the run left behind: nobody pays for them, stop them
-            self._terminate(handle, tracked, leftovers, grace_s=1.0)
+        # background processes the run left in its group or that we saw in its tree: nobody pays
+        # for them, so stop them (a full scan by run id is kept for timeouts and cancels)
+        if _group_alive(handle["pid"]) or any(_alive(p) for p in tracked.procs.values()):
+            self._terminate(handle, tracked, self._collect(handle, tracked), grace_s=1.0)
         if tracked.pidfd is not None:
             os.close(tracked.pidfd)
             tracked.pidfd = None
@@ -288,6 +289,8 @@ class LocalExecutor:
 
     # -- restarts ------------------------------------------------------------------------------
     def adopt(self, handle: dict[str, Any]) -> bool:
+        if int(handle.get("pid") or 0) <= 0:
+            return False
         try:
             root = psutil.Process(handle["pid"])
             same = abs(root.create_time() - handle["create_time"]) < 0.01
@@ -317,6 +320,14 @@ def _alive(proc: psutil.Process | None) -> bool:
     try:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
+        return False
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
         return False
 
 

@@ -2,20 +2,16 @@
 
 Docker and Kubernetes both prefix each line with an RFC 3339 timestamp when asked. The copier strips
 it, appends the line to the run's log and remembers the newest timestamp in a small file beside the
-log (``run.log.pos``), so a restarted daemon asks only for lines since then and drops the ones it
-already has. The position is written at most every ``POS_EVERY_S``: after a crash a fraction of a
-second of lines may appear twice; none are lost.
+log (``run.log.pos``, written after each append), so a restarted daemon asks only for lines since
+then and drops the ones it already has: none are lost, and at most the lines of one append (cut
+short by a crash between the two writes) appear twice.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
-
-POS_EVERY_S = 0.2
-
 
 class LogCopier:
     def __init__(self, log_path: str | Path):
@@ -24,7 +20,6 @@ class LogCopier:
         self.last_ts = self._read_pos()
         self._lock = threading.Lock()
         self._pending = b""
-        self._pos_written = 0.0
 
     def _read_pos(self) -> str | None:
         try:
@@ -49,7 +44,7 @@ class LogCopier:
             if self._pending:
                 self._write([self._pending])
                 self._pending = b""
-            self._save_pos(force=True)
+            self._save_pos()
 
     def _write(self, records: list[bytes]) -> None:
         out = []
@@ -68,12 +63,9 @@ class LogCopier:
                 log.write(b"".join(out))
             self._save_pos()
 
-    def _save_pos(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if self.last_ts is None or (not force and now - self._pos_written < POS_EVERY_S):
-            return
-        self.pos_path.write_text(self.last_ts)
-        self._pos_written = now
+    def _save_pos(self) -> None:
+        if self.last_ts is not None:
+            self.pos_path.write_text(self.last_ts)
 
     def note(self, text: str) -> None:
         """A line of costwise's own in the run's log (e.g. what happened at the deadline)."""

@@ -1,0 +1,443 @@
+"""Kubernetes: one batch/v1 Job per run, through the official client (kubeconfig or in-cluster).
+
+The Job (built by ``k8s_manifest.job_manifest``, also what ``--dry-run`` prints):
+
+- ``activeDeadlineSeconds`` = the run's max runtime (the engine enforces it too, by deleting the Job),
+  ``backoffLimit`` = the job's retries (Kubernetes retries the pod, so the engine does not:
+  ``retries_itself``), ``ttlSecondsAfterFinished`` (default 1 h) so finished Jobs are cleaned up,
+  ``restartPolicy: Never``.
+- Requests = limits = the **shape's** vCPUs and memory (Guaranteed QoS: the shape is what is paid
+  for), plus ``nvidia.com/gpu`` limits when the shape has GPUs.
+- Shape labels become the pod's ``nodeSelector``, except labels named ``toleration/<key>`` which become
+  tolerations. Their value is ``[VALUE][:EFFECT]``: ``"present:NoSchedule"`` tolerates
+  ``<key>=present:NoSchedule``, ``":NoSchedule"`` any value of ``<key>`` with that effect, ``""`` any
+  value and effect (operator ``Exists``).
+- Labels ``costwise.io/run-id``, ``costwise.io/job``, ``app.kubernetes.io/managed-by: costwise`` and the
+  job's labels that are valid Kubernetes labels (all of them are also in the ``costwise.io/labels``
+  annotation) link Job and pod to the run; ``adopt`` finds the Job by name, else by the run label.
+- Secret env values go into a Secret owned by the Job (``secretKeyRef``), never into the manifest.
+- The run's folders are mounted at the same path: ``hostPath`` volumes by default (a single-node
+  cluster, or COSTWISE_HOME on storage every node mounts), or one PersistentVolumeClaim mounted at
+  COSTWISE_HOME when ``home_claim`` / ``COSTWISE_K8S_HOME_CLAIM`` names one. A job mount whose
+  source is ``pvc:NAME`` mounts that claim; other sources are ``hostPath``.
+
+Status comes from the Job's conditions and its newest pod's container state (exit code, OOMKilled);
+logs are followed from each pod in turn into the run's log; utilization comes from metrics.k8s.io
+when the cluster serves it (else it is not reported). Cancel deletes the Job (foreground, with the
+grace period) and returns once it is gone. The namespace is ``namespace`` /
+``COSTWISE_K8S_NAMESPACE`` / the kubeconfig context's / ``default``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import CostwiseError
+from .base import ExitStatus, LaunchSpec, Usage
+from .k8s_manifest import CONTAINER, DEFAULT_TTL_S, LOG_ANNOTATION, RUN_LABEL, job_manifest, job_name, parse_quantity
+from .logcopy import LogCopier
+
+
+class KubernetesError(CostwiseError):
+    """The API server refused, or could not be reached."""
+
+
+@dataclass
+class _Tracked:
+    run_id: str
+    namespace: str
+    name: str
+    vcpus: float
+    log: LogCopier
+    next_poll: float = 0.0
+    final: ExitStatus | None = None
+    finished: threading.Event = field(default_factory=threading.Event)
+    last_pod: dict | None = None
+    cpu_samples: list[float] = field(default_factory=list)
+    mem_peak: int = 0
+    log_thread: threading.Thread | None = None
+
+
+class KubernetesExecutor:
+    backend = "kubernetes"
+    retries_itself = True  # backoffLimit: the Job retries failed pods, the engine must not retry again
+
+    def __init__(self, api_client=None, namespace: str | None = None, poll_s: float = 1.0,
+                 ttl_s: int = DEFAULT_TTL_S, home_claim: str | None = None):
+        self._api = api_client
+        self._namespace = namespace or os.environ.get("COSTWISE_K8S_NAMESPACE")
+        self.poll_s = poll_s
+        self.ttl_s = ttl_s
+        self.home_claim = home_claim or os.environ.get("COSTWISE_K8S_HOME_CLAIM")
+        self._runs: dict[str, _Tracked] = {}
+        self._lock = threading.Lock()
+        self._metrics = True
+
+    # -- the API -------------------------------------------------------------------------------
+    @property
+    def api(self):
+        if self._api is None:
+            from kubernetes import client, config
+
+            cfg = client.Configuration()
+            try:
+                if os.environ.get("KUBERNETES_SERVICE_HOST"):
+                    config.load_incluster_config(client_configuration=cfg)
+                else:
+                    config.load_kube_config(config_file=_kubeconfig_path(), client_configuration=cfg)
+            except Exception as exc:  # ConfigException, missing file  # noqa: BLE001
+                raise KubernetesError(f"no Kubernetes configuration (KUBECONFIG or in-cluster): {exc}") from None
+            self._api = client.ApiClient(cfg)
+        return self._api
+
+    @property
+    def namespace(self) -> str:
+        if self._namespace is None:
+            self._namespace = _context_namespace() or "default"
+        return self._namespace
+
+    def _batch(self):
+        from kubernetes import client
+
+        return client.BatchV1Api(self.api)
+
+    def _core(self):
+        from kubernetes import client
+
+        return client.CoreV1Api(self.api)
+
+    # -- manifests -----------------------------------------------------------------------------
+    def describe(self, spec: LaunchSpec) -> dict[str, Any]:
+        manifest = job_manifest(spec, self.namespace, self.ttl_s, self.home_claim)
+        out = {"backend": "kubernetes", "namespace": self.namespace, "manifest": manifest,
+               "log": str(spec.log_path), "max_runtime_s": spec.max_runtime_s}
+        if spec.secret_names:
+            out["secret"] = {"name": manifest["metadata"]["name"], "keys": sorted(spec.secret_names)}
+        return out
+
+    # -- launch --------------------------------------------------------------------------------
+    def launch(self, spec: LaunchSpec) -> dict[str, Any]:
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        ns = self.namespace
+        manifest = job_manifest(spec, ns, self.ttl_s, self.home_claim)
+        name = manifest["metadata"]["name"]
+        core, batch = self._core(), self._batch()
+        try:
+            if spec.secret_names:
+                core.create_namespaced_secret(ns, client.V1Secret.from_dict({
+                    "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                    "metadata": {"name": name, "labels": manifest["metadata"]["labels"]},
+                    "stringData": {k: spec.env[k] for k in sorted(spec.secret_names)},
+                }))
+            try:
+                job = batch.create_namespaced_job(ns, client.V1Job.from_dict(manifest))
+            except ApiException:
+                if spec.secret_names:
+                    _quietly(core.delete_namespaced_secret, name, ns)
+                raise
+            if spec.secret_names:  # the Secret goes when the Job goes
+                core.patch_namespaced_secret(name, ns, {"metadata": {"ownerReferences": [{
+                    "apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job.metadata.uid}]}})
+        except ApiException as exc:
+            if exc.status == 409:
+                raise KubernetesError(f"Job {ns}/{name} already exists; a run is never started twice") from None
+            raise KubernetesError(f"the API server refused Job {ns}/{name}: {exc.status} {exc.reason}: {_message(exc)}") from None
+        except Exception as exc:  # connection refused, TLS  # noqa: BLE001
+            raise KubernetesError(f"the API server cannot be reached: {exc}") from None
+        handle = {"namespace": ns, "job_name": name, "uid": job.metadata.uid, "run_id": spec.run_id,
+                  "log": str(spec.log_path), "vcpus": spec.shape.vcpus, "gpus": spec.shape.gpus}
+        self._track(handle, name)
+        return handle
+
+    def _track(self, handle: dict[str, Any], name: str) -> _Tracked:
+        tracked = _Tracked(run_id=handle["run_id"], namespace=handle["namespace"], name=name,
+                           vcpus=handle.get("vcpus", 1.0), log=LogCopier(handle["log"]))
+        with self._lock:
+            self._runs[tracked.run_id] = tracked
+        tracked.log_thread = threading.Thread(target=self._copy_logs, args=(tracked,), daemon=True,
+                                              name=f"k8s-logs-{tracked.run_id}")
+        tracked.log_thread.start()
+        return tracked
+
+    def _get(self, handle) -> _Tracked | None:
+        with self._lock:
+            return self._runs.get(handle.get("run_id"))
+
+    # -- status --------------------------------------------------------------------------------
+    def wait(self, handle: dict[str, Any], timeout: float) -> ExitStatus | None:
+        tracked = self._get(handle)
+        if tracked is None:
+            if not self.adopt(handle):
+                return ExitStatus(None, "lost")
+            tracked = self._get(handle)
+        end = time.monotonic() + max(timeout, 0.0)
+        while tracked.final is None:
+            now = time.monotonic()
+            if now >= tracked.next_poll:
+                tracked.next_poll = now + self.poll_s
+                self._poll(tracked)
+                continue
+            if now >= end:
+                return None
+            time.sleep(min(end, tracked.next_poll) - now)
+        return tracked.final
+
+    def _poll(self, tracked: _Tracked) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            job = self._batch().read_namespaced_job_status(tracked.name, tracked.namespace)
+            tracked.last_pod = self._newest_pod(tracked) or tracked.last_pod
+        except ApiException as exc:
+            if exc.status == 404:
+                self._end(tracked, ExitStatus(_exit_code(tracked.last_pod), "lost"))
+            return
+        except Exception:  # API server briefly unreachable: poll again later  # noqa: BLE001
+            return
+        verdict = _job_verdict(job)
+        if verdict is not None:
+            self._end(tracked, _status(verdict, tracked.last_pod))
+
+    def _end(self, tracked: _Tracked, status: ExitStatus) -> None:
+        """Record the end once the pods' last log lines are copied (a lost Job has none to wait for)."""
+        tracked.finished.set()
+        if tracked.log_thread is not None and status.reason != "lost":
+            tracked.log_thread.join(timeout=15)
+        tracked.final = status
+
+    def _pods(self, tracked: _Tracked) -> list[dict]:
+        pods = self._core().list_namespaced_pod(tracked.namespace, label_selector=f"job-name={tracked.name}")
+        items = [p.to_dict() for p in pods.items or []]
+        return sorted(items, key=lambda p: (str(p["metadata"].get("creation_timestamp") or ""), p["metadata"]["name"]))
+
+    def _newest_pod(self, tracked: _Tracked) -> dict | None:
+        pods = self._pods(tracked)
+        return pods[-1] if pods else None
+
+    # -- logs ----------------------------------------------------------------------------------
+    def _copy_logs(self, tracked: _Tracked) -> None:
+        """Follow each pod's log in turn until the Job has ended and every pod's log is copied."""
+        copied: set[str] = set()
+        try:
+            while True:
+                finished = tracked.finished.is_set()
+                try:
+                    pods = self._pods(tracked)
+                except Exception:  # noqa: BLE001
+                    pods = []
+                for pod in pods:
+                    name = pod["metadata"]["name"]
+                    if name in copied or not _container_started(pod):
+                        continue
+                    self._follow(tracked, name)
+                    if _container_terminated(pod) or finished:
+                        copied.add(name)
+                if finished:
+                    return
+                tracked.finished.wait(self.poll_s)
+        finally:
+            tracked.log.close()
+
+    def _follow(self, tracked: _Tracked, pod: str) -> None:
+        from kubernetes import client
+
+        kwargs: dict[str, Any] = {"follow": True, "timestamps": True, "_preload_content": False}
+        since = tracked.log.since_epoch()
+        if since is not None:
+            kwargs["since_seconds"] = max(int(time.time() - since) + 2, 1)
+        try:
+            # a client of its own: a long-lived stream must not share a connection pool with the polls
+            with client.ApiClient(self.api.configuration) as api:
+                resp = client.CoreV1Api(api).read_namespaced_pod_log(pod, tracked.namespace, container=CONTAINER, **kwargs)
+            # chunk by chunk as they arrive (a followed log is chunked), never waiting for a full buffer
+                chunks = resp.stream(65536) if resp.chunked else iter(lambda: resp.read1(65536), b"")
+                for chunk in chunks:
+                    tracked.log.feed(chunk)
+                resp.release_conn()
+        except Exception:  # the pod went away (deleted, or never started): nothing more to copy  # noqa: BLE001
+            pass
+
+    # -- utilization ---------------------------------------------------------------------------
+    def sample(self, handle: dict[str, Any]) -> None:
+        """One metrics.k8s.io reading of the run's pod; a cluster without metrics-server gives none."""
+        from kubernetes import client
+
+        tracked = self._get(handle)
+        if not self._metrics or tracked is None or tracked.final is not None or not tracked.last_pod:
+            return
+        try:
+            metrics = client.CustomObjectsApi(self.api).get_namespaced_custom_object(
+                "metrics.k8s.io", "v1beta1", tracked.namespace, "pods", tracked.last_pod["metadata"]["name"])
+        except Exception as exc:  # noqa: BLE001
+            if getattr(exc, "status", None) in (403, 404) and "metrics" in str(getattr(exc, "body", "") or ""):
+                self._metrics = False  # no metrics API in this cluster
+            return
+        for container in metrics.get("containers", []):
+            if container.get("name") == CONTAINER:
+                usage = container.get("usage", {})
+                if "cpu" in usage and tracked.vcpus:
+                    tracked.cpu_samples.append(min(parse_quantity(usage["cpu"]) / tracked.vcpus, 1.0))
+                if "memory" in usage:
+                    tracked.mem_peak = max(tracked.mem_peak, int(parse_quantity(usage["memory"])))
+
+    def usage(self, handle: dict[str, Any]) -> Usage:
+        tracked = self._get(handle)
+        if tracked is None:
+            return Usage()
+        cpu = sum(tracked.cpu_samples) / len(tracked.cpu_samples) if tracked.cpu_samples else None
+        return Usage(cpu, tracked.mem_peak or None, None)
+
+    def forget(self, handle: dict[str, Any]) -> None:
+        with self._lock:
+            tracked = self._runs.pop(handle.get("run_id"), None)
+        if tracked is not None:
+            tracked.finished.set()  # stops its log thread
+
+    # -- stopping ------------------------------------------------------------------------------
+    def cancel(self, handle: dict[str, Any], grace_s: float) -> ExitStatus:
+        """Delete the Job (foreground: its pods get SIGTERM, SIGKILL after the grace) and wait until it is gone."""
+        from kubernetes.client.exceptions import ApiException
+
+        tracked = self._get(handle)
+        if tracked is None:
+            if not self.adopt(handle):
+                return ExitStatus(None, "lost")
+            tracked = self._get(handle)
+        if tracked.final is not None:
+            return tracked.final
+        batch = self._batch()
+        try:
+            tracked.last_pod = self._newest_pod(tracked) or tracked.last_pod
+            batch.delete_namespaced_job(tracked.name, tracked.namespace, propagation_policy="Foreground",
+                                        grace_period_seconds=math.ceil(grace_s))
+        except ApiException as exc:
+            if exc.status != 404:
+                raise KubernetesError(f"cannot delete Job {tracked.namespace}/{tracked.name}: {exc.status} {_message(exc)}") from None
+        deadline = time.monotonic() + grace_s + 30
+        while time.monotonic() < deadline:
+            try:
+                batch.read_namespaced_job(tracked.name, tracked.namespace)
+            except ApiException as exc:
+                if exc.status == 404:
+                    break
+            time.sleep(min(0.5, self.poll_s))
+        else:
+            self._end(tracked, ExitStatus(None, "did not stop"))
+            return tracked.final
+        self._end(tracked, ExitStatus(_exit_code(tracked.last_pod), "deleted"))
+        return tracked.final
+
+    # -- restarts ------------------------------------------------------------------------------
+    def adopt(self, handle: dict[str, Any]) -> bool:
+        """Track the run's Job again (by name, else by run label); a finished Job still counts. What
+        the handle lacks (a launch cut short before it was saved) is filled in from the Job."""
+        from kubernetes.client.exceptions import ApiException
+
+        if self._get(handle) is not None:
+            return True
+        if not handle.get("run_id"):
+            return False
+        batch = self._batch()
+        ns = handle.setdefault("namespace", self.namespace)
+        name = handle.get("job_name") or job_name(handle["run_id"])
+        try:
+            job = batch.read_namespaced_job(name, ns)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise KubernetesError(f"cannot read Job {ns}/{name}: {exc.status} {_message(exc)}") from None
+            found = batch.list_namespaced_job(ns, label_selector=f"{RUN_LABEL}={handle['run_id']}").items or []
+            if not found:
+                return False
+            job = found[0]
+        annotations = job.metadata.annotations or {}
+        if not (handle.get("log") or annotations.get(LOG_ANNOTATION)):
+            return False
+        handle.setdefault("log", annotations.get(LOG_ANNOTATION))
+        handle["job_name"] = job.metadata.name
+        self._track(handle, job.metadata.name)
+        return True
+
+
+# -- status (pure) ------------------------------------------------------------------------------
+def _job_verdict(job) -> tuple[str, str | None] | None:
+    """("Complete" | "Failed", reason) once the Job has ended, else None."""
+    for cond in (job.status.conditions if job.status else None) or []:
+        if cond.type in ("Complete", "Failed") and cond.status == "True":
+            return cond.type, cond.reason
+    return None
+
+
+def _status(verdict: tuple[str, str | None], pod: dict | None) -> ExitStatus:
+    kind, why = verdict
+    code = _exit_code(pod)
+    if kind == "Complete":
+        return ExitStatus(0 if code is None else code)
+    term = _terminated(pod) or {}
+    if term.get("reason") == "OOMKilled":
+        return ExitStatus(code, "OOMKilled")
+    parts = [why or "Failed"] + ([f"exit code {code}"] if code is not None else [])
+    return ExitStatus(code if code is not None else 1, ": ".join(parts))
+
+
+def _container(pod: dict | None) -> dict | None:
+    statuses = ((pod or {}).get("status") or {}).get("container_statuses") or []
+    return next((s for s in statuses if s.get("name") == CONTAINER), statuses[0] if statuses else None)
+
+
+def _terminated(pod: dict | None) -> dict | None:
+    container = _container(pod)
+    return ((container or {}).get("state") or {}).get("terminated")
+
+
+def _exit_code(pod: dict | None) -> int | None:
+    term = _terminated(pod)
+    return None if term is None else term.get("exit_code")
+
+
+def _container_started(pod: dict) -> bool:
+    state = (_container(pod) or {}).get("state") or {}
+    return bool(state.get("running") or state.get("terminated"))
+
+
+def _container_terminated(pod: dict) -> bool:
+    return _terminated(pod) is not None
+
+
+def _context_namespace() -> str | None:
+    path = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.exists(path):
+        return open(path).read().strip() or None
+    try:
+        from kubernetes import config
+
+        _, current = config.list_kube_config_contexts(config_file=_kubeconfig_path())
+        return (current or {}).get("context", {}).get("namespace")
+    except Exception:  # no kubeconfig: the default namespace  # noqa: BLE001
+        return None
+
+
+def _kubeconfig_path() -> str:
+    """KUBECONFIG as it is now (the client reads it once, at import time)."""
+    return os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+
+
+def _message(exc) -> str:
+    try:
+        return json.loads(exc.body).get("message", "")
+    except (TypeError, ValueError, AttributeError):
+        return str(exc.body or "")
+
+
+def _quietly(fn, *args) -> None:
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001 - best-effort clean-up
+        pass
