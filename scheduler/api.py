@@ -52,6 +52,8 @@ def _handler_for(daemon):
                         status, body = action(daemon, self._body() if method == "POST" else parse_qs(url.query), *match.groups())
                     except NotFound as exc:
                         status, body = 404, {"error": str(exc)}
+                    except Standby as exc:
+                        status, body = 503, {"error": str(exc)}
                     except CostwiseError as exc:
                         status, body = (400 if exc.exit_code == 2 else 500), {"error": str(exc)}
                     except ValueError as exc:
@@ -76,11 +78,18 @@ def _handler_for(daemon):
             return body
 
         def _metrics(self) -> None:
-            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+            import gzip
 
-            payload = generate_latest(daemon.registry)
+            from prometheus_client import CONTENT_TYPE_LATEST
+
+            from .metrics import render
+
+            payload = render(daemon.registry)
             self.send_response(200)
             self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+            if "gzip" in self.headers.get("Accept-Encoding", ""):  # Prometheus asks for it: 10x smaller
+                payload = gzip.compress(payload, 1)
+                self.send_header("Content-Encoding", "gzip")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
@@ -96,9 +105,13 @@ def _handler_for(daemon):
     return Handler
 
 
+class Standby(CostwiseError):
+    """This daemon does not hold the leader lock (HTTP 503)."""
+
+
 def _leader(daemon) -> None:
     if not daemon.is_leader:
-        raise CostwiseError("this daemon is a standby; send it to the leader")
+        raise Standby("this daemon is a standby; send it to the leader")
 
 
 def health(daemon, _query):

@@ -11,6 +11,7 @@ One active daemon per catalog (leader lock); others wait as standbys. The leader
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -31,6 +32,7 @@ from .store import Store
 
 log = logging.getLogger("costwise.daemon")
 HEARTBEAT_S = 1.0
+DISPATCH_BATCH = 500  # oldest queued runs looked at per dispatch round
 RECONCILE_S = 5.0
 DAEMON_META_KEY = "daemon"
 
@@ -75,7 +77,7 @@ class Daemon:
         self.engine.listeners.append(lambda _run: self.wake.set())
         from .metrics import make_registry
 
-        self.registry, self.metrics, _ = make_registry(self.store, clock=self.clock)
+        self.registry, self.metrics, _ = make_registry(self.store, clock=self.clock, prime=True)
         from .api import start_api
 
         self.http = start_api(self, self.host, self.port)
@@ -113,11 +115,14 @@ class Daemon:
             if not lock.still_held():
                 log.error("lost the leader lock; stopping")
                 return
-            self._heartbeat()
-            self.sync.sync()
-            if time.monotonic() >= next_reconcile:
-                self.reconcile()
-                next_reconcile = time.monotonic() + RECONCILE_S
+            try:
+                self._heartbeat()
+                self.sync.sync()
+                if time.monotonic() >= next_reconcile:
+                    self.reconcile()
+                    next_reconcile = time.monotonic() + RECONCILE_S
+            except Exception:  # noqa: BLE001 - a database hiccup: try again on the next beat
+                log.exception("housekeeping failed")
 
     def _shutdown(self, lock) -> None:
         self.stopping.set()
@@ -196,20 +201,27 @@ class Daemon:
         launched = 0
         for prun in self.store.pipeline_runs.list(state="QUEUED", limit=100):
             self._start_pipeline(prun["id"], resume=False)
-        queued = self.store.list_runs(state=QUEUED, newest_first=False, limit=1000)
+        queued = self.store.list_runs(state=QUEUED, newest_first=False, limit=DISPATCH_BATCH)
         if not queued:
             return 0
         round = self.engine.new_round()
+        waiting: set[tuple] = set()  # runs alike to one that must wait now wait too: skip them this round
         for run in queued:
-            if self.stopping.is_set():
+            if self.stopping.is_set() or not round.snapshot.has_free.any():
                 break
             if run.cancel_requested_at is not None:
                 self.engine.cancel(run.id, wait=False)
+                continue
+            alike = (run.job, json.dumps(run.spec.get("requirements"), sort_keys=True), run.spec.get("shape"),
+                     str(run.extra.get("backends")))
+            if alike in waiting:
                 continue
             started = self.engine.try_start(run, round=round)
             if started is not None and started.state in LIVE_STATES:
                 self._supervise(started)
                 launched += 1
+            elif started is None:
+                waiting.add(alike)
         return launched
 
     def _supervise(self, run: RunRecord) -> None:
@@ -254,12 +266,15 @@ class Daemon:
             with self._lock:
                 if run.id in self._supervised:
                     continue
-            if _owner_alive(run.handle) and run.handle.get("owner_pid") != os.getpid():
-                continue  # a `costwise run --wait` elsewhere still watches it
-            self.adopt(run)
+            if _owner_alive(run.handle):
+                continue  # this daemon's threads, or a `costwise run --wait` elsewhere, watch it
+            try:
+                self.adopt(run)
+            except Exception:  # noqa: BLE001 - one odd run must not stop the others' adoption
+                log.exception("adopting %s failed", run.id)
         for prun in self.store.pipeline_runs.list(state="RUNNING", limit=None):
             owner = (prun.get("extra") or {}).get("owner", {})
-            if prun["id"] in self._pipelines or (_owner_alive(owner) and owner.get("owner_pid") != os.getpid()):
+            if prun["id"] in self._pipelines or _owner_alive(owner):
                 continue
             self._start_pipeline(prun["id"], resume=True)
 
@@ -269,6 +284,7 @@ class Daemon:
             handle = self._find_local_launch(run)
             if handle is None:
                 return
+        handle.setdefault("run_id", run.id)  # docker / kubernetes can find a run by its label alone
         executor = self.engine.executor(run.backend or "local")
         if executor.adopt(handle):
             handle.update(self.engine.owner)

@@ -9,6 +9,7 @@ from typing import Any
 
 from .artifacts import file_sha256
 from .clock import iso
+from .costs import idle_cost
 from .runs import RunRecord
 
 
@@ -49,6 +50,7 @@ def build_results(run: RunRecord, final: dict[str, Any], dirs: dict[str, Path]) 
         },
         "shape": {"name": run.shape, "backend": run.backend, "price_per_hour": run.price_per_hour},
         "cost_usd": merged["cost_usd"],
+        "idle_usd": idle_cost(merged["cost_usd"], merged["cpu_util_avg"], merged["gpu_util_avg"]),
         "saved_usd": merged["saved_usd"],
         "utilization": {
             "cpu_util_avg": merged["cpu_util_avg"],

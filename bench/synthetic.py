@@ -1,0 +1,106 @@
+"""Synthetic run history for the report and metrics benchmarks: bulk-inserted straight into a SQLite catalog."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+
+SHAPES = [  # name, vcpus, memory_gib, gpus, gpu_type, price_per_hour, capacity
+    ("cpu-small", 2, 4, 0, None, 0.085, 64),
+    ("cpu-medium", 4, 16, 0, None, 0.19, 32),
+    ("cpu-highmem", 4, 32, 0, None, 0.27, 16),
+    ("cpu-large", 16, 64, 0, None, 0.68, 16),
+    ("cpu-xlarge", 32, 128, 0, None, 1.36, 8),
+    ("gpu-t4", 8, 32, 1, "T4", 0.53, 8),
+    ("gpu-a10", 8, 32, 1, "A10", 1.01, 8),
+    ("gpu-a100", 12, 85, 1, "A100", 3.67, 4),
+]
+TEAMS = ["ml", "data", "platform", "search", "ads", "risk"]
+STATES = np.array(["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELED"])
+
+
+def populate(url: str, runs: int, jobs: int, days: int = 30, seed: int = 7) -> dict:
+    """Declare the shapes and ``jobs`` jobs, then insert ``runs`` finished runs; returns timings."""
+    from scheduler.clock import SystemClock
+    from scheduler.specs import JobSpec, ShapeSpec
+    from scheduler.store import Store
+
+    started = time.perf_counter()
+    store = Store.open(url, SystemClock())
+    shapes = [ShapeSpec(name=n, vcpus=c, memory_gib=m, gpus=g, gpu_type=t, price_per_hour=p, capacity=cap)
+              for n, c, m, g, t, p, cap in SHAPES]
+    rng = np.random.default_rng(seed)
+    job_shape = rng.choice(len(SHAPES), size=jobs, p=[0.3, 0.2, 0.1, 0.1, 0.05, 0.1, 0.1, 0.05])
+    job_team = rng.integers(0, len(TEAMS), size=jobs)
+    job_pipeline = rng.random(jobs) < 0.3
+    specs = []
+    for j in range(jobs):
+        s = SHAPES[job_shape[j]]
+        specs.append(JobSpec(
+            name=f"job-{j:05d}", artifact="synthetic.py",
+            requirements={"cpus": max(1, s[1] // 2), "memory_gib": s[2] / 2, "gpus": s[3], "gpu_type": s[4]},
+            labels={"team": TEAMS[job_team[j]], "project": f"p{j % 40}"},
+        ))
+    store.apply(shapes + specs)
+    store.close()
+
+    job = rng.integers(0, jobs, size=runs)
+    spill = rng.random(runs) < 0.1  # a tenth of runs spilled to the next shape up
+    shape = np.minimum(job_shape[job] + spill, len(SHAPES) - 1)
+    shape[(job_shape[job] < 5) & (shape >= 5)] = 4  # CPU jobs never spill onto GPUs
+    price = np.array([s[5] for s in SHAPES])[shape]
+    mem_gib = np.array([s[2] for s in SHAPES], dtype=float)[shape]
+    has_gpu = np.array([s[3] for s in SHAPES])[shape] > 0
+    duration = rng.lognormal(mean=6.0, sigma=1.2, size=runs)  # median ~400 s
+    cached = job_pipeline[job] & (rng.random(runs) < 0.25)
+    state = STATES[rng.choice(4, size=runs, p=[0.9, 0.06, 0.02, 0.02])].astype(object)
+    state[cached] = "CACHED"
+    duration[cached] = 0.0
+    cost = price * duration / 3600.0
+    saved = np.where(cached, price * rng.lognormal(6.0, 1.0, size=runs) / 3600.0, 0.0)
+    cpu = np.clip(rng.beta(2, 4, size=runs) * (1.0 + (job % 3 == 0)), 0, 1)
+    mem = (mem_gib * np.clip(rng.beta(2, 5, size=runs), 0.01, 1) * 2**30).astype(np.int64)
+    gpu = np.where(has_gpu, rng.beta(4, 2, size=runs), np.nan)
+    t0 = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=days)
+    offsets = np.sort(rng.random(runs)) * days * 86400
+    wait = rng.exponential(20.0, size=runs)
+    base = np.datetime64(t0, "us")
+    queued = base + (offsets * 1e6).astype("timedelta64[us]")
+    start = queued + (wait * 1e6).astype("timedelta64[us]")
+    end = start + (duration * 1e6).astype("timedelta64[us]")
+
+    def fmt(a):
+        return np.char.replace(np.datetime_as_string(a, unit="us"), "T", " ").tolist()
+
+    q, s_, e = fmt(queued), fmt(start), fmt(end)
+    names = [f"job-{j:05d}" for j in range(jobs)]
+    labels = [json.dumps({"team": TEAMS[job_team[j]], "project": f"p{j % 40}"}) for j in range(jobs)]
+    shape_names = [s[0] for s in SHAPES]
+    shape_names_arr = np.array(shape_names, dtype=object)[shape]
+    rows = []
+    for i in range(runs):
+        j = int(job[i])
+        is_cached = bool(cached[i])
+        rows.append((
+            f"r-{i:010x}", names[j], state[i], f"pipe-{j % 50}" if job_pipeline[j] else None,
+            "train" if job_pipeline[j] else None, None if is_cached else shape_names_arr[i],
+            None if is_cached else "local", q[i], None if is_cached else s_[i], e[i], float(duration[i]),
+            float(cost[i]), float(saved[i]), int(is_cached), None if is_cached else float(cpu[i]),
+            None if is_cached else int(mem[i]), None if is_cached or np.isnan(gpu[i]) else float(gpu[i]),
+            labels[j], None if is_cached else float(price[i]),
+        ))
+    conn = sqlite3.connect(url.split("///", 1)[1])
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.executemany(
+        "INSERT INTO runs (id, job, state, pipeline, step, shape, backend, queued_at, started_at, ended_at,"
+        " duration_s, cost_usd, saved_usd, cache_hit, cpu_util_avg, mem_peak_bytes, gpu_util_avg, labels,"
+        " price_per_hour, attempt) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
+        rows,
+    )
+    conn.commit()
+    conn.close()
+    return {"generate_s": time.perf_counter() - started, "total_cost_usd": float(cost.sum())}

@@ -1,0 +1,414 @@
+"""`costwise report`: pandas over the run history (contract: DESIGN.md 'Reports').
+
+A report covers the runs that *finished* in ``[since, until)`` (a run is charged when it ends).
+It is read with one SQL query selecting only the columns it needs, in chunks, into a DataFrame;
+everything else (breakdowns, idle spend, cache savings, top spenders, right-sizing) is pandas over
+that frame, so every total is a sum of run records and reconciles with them exactly.
+
+Formats: ``json`` (the whole report), ``html`` (the same with embedded charts, one standalone
+file), ``csv`` (the breakdown by ``--group-by``), ``parquet`` (one row per run, for data tools),
+``focus`` (FOCUS 1.x columns, one row per run; see ``scheduler.focus``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Float, Text, cast, extract, func, select
+
+from . import db
+from .errors import SpecError
+from .runs import FINAL_STATES
+
+FORMATS = ("csv", "html", "parquet", "json", "focus")
+FIELDS = ("job", "pipeline", "step", "shape", "backend", "state")
+TIME_KEYS = ("day", "week", "month")
+LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}$")
+NONE = "(none)"
+RIGHTSIZE_THRESHOLD = 0.30  # runs using under this share of their shape's CPU or memory
+RIGHTSIZE_HEADROOM = 1.25  # the smaller shape must hold the p95 usage with this much room
+RIGHTSIZE_QUANTILE = 0.95
+CHUNK_ROWS = 200_000
+UNIX_JULIAN_DAY = 2440587.5
+
+
+# -- reading -----------------------------------------------------------------------------------
+def _epoch(col, dialect: str):
+    if dialect == "sqlite":
+        return (func.julianday(col) - UNIX_JULIAN_DAY) * 86400.0
+    return cast(extract("epoch", col), Float)
+
+
+def _label_column(key: str) -> str:
+    return f"label:{key}"
+
+
+def runs_query(dialect: str, since=None, until=None, labels: Sequence[str] = (), detail: bool = False):
+    """The finished runs of the period, only the columns a report needs."""
+    r = db.runs.c
+    cols = [
+        r.job, r.pipeline, r.step, r.state, r.shape,
+        _epoch(r.ended_at, dialect).label("ended_epoch"),
+        r.duration_s, r.cost_usd, r.saved_usd, r.cache_hit, r.cpu_util_avg, r.mem_peak_bytes, r.gpu_util_avg,
+        r.extra[("cache", "result")].as_string().label("cache_result"),  # 'hit' / 'miss' for step cache lookups
+    ]
+    cols += [r.labels[key].as_string().label(_label_column(key)) for key in labels]
+    if detail:
+        cols += [r.id, r.backend, r.price_per_hour, _epoch(r.started_at, dialect).label("started_epoch"),
+                 cast(r.labels, Text).label("labels_json") if dialect == "sqlite" else r.labels.label("labels_json")]
+    query = select(*cols).where(r.ended_at.is_not(None))  # a full-history scan, not an index walk
+    if since is not None:
+        query = query.where(r.ended_at >= since)
+    if until is not None:
+        query = query.where(r.ended_at < until)
+    return query
+
+
+NUMBER_COLS = {"ended_epoch", "started_epoch", "duration_s", "cost_usd", "saved_usd", "cpu_util_avg",
+               "mem_peak_bytes", "gpu_util_avg", "price_per_hour"}
+
+
+def load_runs(store, since=None, until=None, labels: Sequence[str] = (), detail: bool = False) -> pd.DataFrame:
+    """Finished runs ended in [since, until) as a DataFrame (strings categorical, times as UTC)."""
+    from pandas.api.types import union_categoricals
+
+    query = runs_query(store.dialect, since, until, labels, detail)
+    names = [c.name for c in query.selected_columns]
+    chunks = _read(store, query, names)
+    frame = {}
+    for name in names:
+        parts = chunks[name]
+        if not parts:
+            frame[name] = _empty(name)
+        elif name == "id":
+            frame[name] = pd.array(np.concatenate(parts), dtype="str")
+        elif isinstance(parts[0], pd.Categorical):
+            frame[name] = union_categoricals(parts) if len(parts) > 1 else parts[0]
+        else:
+            frame[name] = np.concatenate(parts)
+    df = pd.DataFrame(frame)
+    df["ended_at"] = pd.to_datetime(df.pop("ended_epoch"), unit="s", utc=True).dt.as_unit("us")
+    if detail:
+        df["started_at"] = pd.to_datetime(df.pop("started_epoch"), unit="s", utc=True).dt.as_unit("us")
+    df = df[df["state"].isin(FINAL_STATES)] if len(df) and not df["state"].isin(FINAL_STATES).all() else df
+    df["util"] = df["gpu_util_avg"].fillna(df["cpu_util_avg"]).clip(0.0, 1.0)
+    df["idle_usd"] = df["cost_usd"] * (1.0 - df["util"])
+    return df.reset_index(drop=True)
+
+
+def _read(store, query, names: list[str]) -> dict[str, list]:
+    """Run one query and convert its rows chunk by chunk (raw DBAPI rows: no per-value processing)."""
+    from pandas._libs import lib
+
+    parts: dict[str, list] = {name: [] for name in names}
+    with store.engine.connect() as conn:
+        result = conn.execute(query)
+        cursor = result.cursor
+        while True:
+            rows = cursor.fetchmany(CHUNK_ROWS)
+            if not rows:
+                break
+            block = lib.to_object_array_tuples(rows if isinstance(rows[0], tuple) else [tuple(r) for r in rows])
+            del rows
+            for i, name in enumerate(names):
+                parts[name].append(_convert(name, block[:, i]))
+            del block
+        result.close()
+    return parts
+
+
+def _convert(name: str, values: np.ndarray):
+    if name == "cache_hit":
+        return values.astype(bool)
+    if name == "id":
+        return values  # unique per run: a category per value would only cost time
+    if name in NUMBER_COLS:
+        return values.astype(np.float64)  # None -> NaN; PostgreSQL's Decimals become floats
+    if name == "labels_json":
+        values = np.array([v if v is None or isinstance(v, str) else json.dumps(v, sort_keys=True) for v in values],
+                          dtype=object)
+    codes, uniques = pd.factorize(values)  # object categories: no per-value string conversion
+    return pd.Categorical.from_codes(codes, categories=pd.Index(uniques, dtype=object))
+
+
+def _empty(name: str):
+    if name == "cache_hit":
+        return np.array([], dtype=bool)
+    if name in NUMBER_COLS:
+        return np.array([], dtype=np.float64)
+    return pd.Categorical([])
+
+
+# -- grouping ----------------------------------------------------------------------------------
+def parse_group_by(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """'team,job' -> ('team', 'job'); each key is a run field, day/week/month, or a label name."""
+    if text is None:
+        return ("team", "job")
+    keys = [k.strip() for k in (text.split(",") if isinstance(text, str) else text) if k.strip()]
+    if not keys:
+        raise SpecError(f"--group-by {text!r} names no key (e.g. team,job)", "group_by", text)
+    for key in keys:
+        if not LABEL_KEY.match(key):
+            raise SpecError(f"--group-by key {key!r} is not a field or label name", "group_by", key)
+    if len(set(keys)) != len(keys):
+        raise SpecError(f"--group-by {','.join(keys)!r} repeats a key", "group_by", ",".join(keys))
+    return tuple(keys)
+
+
+def label_keys(keys: Sequence[str]) -> list[str]:
+    """The group-by keys that are labels (team is always read: daily spend is by team)."""
+    out = ["team"]
+    for key in keys:
+        if key not in FIELDS and key not in TIME_KEYS and key not in out:
+            out.append(key)
+    return out
+
+
+def key_series(df: pd.DataFrame, key: str) -> pd.Series:
+    """The values to group by for one key, '(none)' where a run has no such value."""
+    if key in TIME_KEYS:
+        day = df["ended_at"].dt.floor("D")
+        if key == "week":  # weeks start on Monday
+            day = day - pd.to_timedelta(day.dt.day_of_week, unit="D")
+        elif key == "month":
+            day = day - pd.to_timedelta(day.dt.day - 1, unit="D")
+        cat = pd.Categorical(day)
+        fmt = "%Y-%m" if key == "month" else "%Y-%m-%d"
+        return pd.Series(cat.rename_categories([c.strftime(fmt) for c in cat.categories]), index=df.index)
+    col = key if key in FIELDS else _label_column(key)
+    series = df[col]
+    if series.cat.categories.empty or NONE not in series.cat.categories:
+        series = series.cat.add_categories([NONE])
+    return series.fillna(NONE)
+
+
+def check_keys(df: pd.DataFrame, keys: Sequence[str], known_labels: Sequence[str]) -> None:
+    """A label key no job declares and no run in the period carries is most likely a typo: say so."""
+    for key in keys:
+        if key in FIELDS or key in TIME_KEYS or key in known_labels or df.empty:
+            continue
+        if df[_label_column(key)].isna().all():
+            seen = ", ".join(sorted(known_labels)) or "none"
+            raise SpecError(
+                f"--group-by {key!r} is neither a run field ({', '.join(FIELDS + TIME_KEYS)}) nor a label of any "
+                f"run in the period (labels: {seen})", "group_by", key,
+            )
+
+
+def breakdown(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """Runs, spend, savings, idle spend and utilization per group (every run in exactly one group)."""
+    work = pd.DataFrame({k: key_series(df, k) for k in keys})
+    work["runs"] = 1
+    work["cost_usd"] = df["cost_usd"]
+    work["saved_usd"] = df["saved_usd"]
+    work["idle_usd"] = df["idle_usd"].fillna(0.0)
+    work["measured_cost"] = df["cost_usd"].where(df["util"].notna(), 0.0)
+    work["hours"] = df["duration_s"].fillna(0.0) / 3600.0
+    work["cache_hits"] = df["cache_hit"].astype(int)
+    work["failed"] = df["state"].isin(("FAILED", "TIMED_OUT")).astype(int)
+    out = work.groupby(list(keys), observed=True, sort=False).sum().reset_index()
+    measured = out.pop("measured_cost")
+    out["utilization"] = np.where(measured > 0, 1.0 - out["idle_usd"] / measured.where(measured > 0, 1.0), np.nan)
+    out["share"] = out["cost_usd"] / out["cost_usd"].sum() if out["cost_usd"].sum() else 0.0
+    out = out.sort_values(["cost_usd"] + list(keys), ascending=[False] + [True] * len(keys), kind="stable")
+    for k in keys:
+        out[k] = out[k].astype(str)
+    return out.reset_index(drop=True)
+
+
+# -- the report --------------------------------------------------------------------------------
+@dataclass
+class Report:
+    since: datetime | None
+    until: datetime | None
+    generated_at: datetime
+    group_by: tuple[str, ...]
+    totals: dict[str, Any]
+    groups: pd.DataFrame
+    daily_by_team: pd.DataFrame
+    by_shape: pd.DataFrame
+    utilization_histogram: pd.DataFrame
+    top_jobs: pd.DataFrame
+    cache: pd.DataFrame
+    rightsizing: pd.DataFrame
+    states: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        def records(frame: pd.DataFrame) -> list[dict]:
+            return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+        return {
+            "period": {"since": _iso(self.since), "until": _iso(self.until)},
+            "generated_at": _iso(self.generated_at),
+            "group_by": list(self.group_by),
+            "totals": self.totals,
+            "states": self.states,
+            "groups": records(self.groups),
+            "daily_by_team": records(self.daily_by_team),
+            "by_shape": records(self.by_shape),
+            "utilization_histogram": records(self.utilization_histogram),
+            "top_jobs": records(self.top_jobs),
+            "cache": records(self.cache),
+            "rightsizing": records(self.rightsizing),
+        }
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return None if dt is None else dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def totals(df: pd.DataFrame) -> dict[str, Any]:
+    cost = float(df["cost_usd"].sum())
+    measured = float(df.loc[df["util"].notna(), "cost_usd"].sum())
+    idle = float(df["idle_usd"].sum())
+    lookups = df["cache_result"].isin(("hit", "miss"))
+    hits = int((df["cache_result"] == "hit").sum())
+    return {
+        "runs": int(len(df)),
+        "cost_usd": cost,
+        "saved_usd": float(df["saved_usd"].sum()),
+        "idle_usd": idle,
+        "utilization": (1.0 - idle / measured) if measured > 0 else None,
+        "hours": float(df["duration_s"].fillna(0).sum() / 3600.0),
+        "cache_hits": hits,
+        "cache_lookups": int(lookups.sum()),
+        "cache_hit_ratio": (hits / int(lookups.sum())) if lookups.any() else None,
+        "failed_cost_usd": float(df.loc[df["state"].isin(("FAILED", "TIMED_OUT", "CANCELED")), "cost_usd"].sum()),
+    }
+
+
+def daily_by_team(df: pd.DataFrame) -> pd.DataFrame:
+    frame = pd.DataFrame({"day": key_series(df, "day"), "team": key_series(df, "team"), "cost_usd": df["cost_usd"]})
+    out = frame.groupby(["day", "team"], observed=True).sum().reset_index()
+    out["day"] = out["day"].astype(str)
+    out["team"] = out["team"].astype(str)
+    return out.sort_values(["day", "team"]).reset_index(drop=True)
+
+
+def by_shape(df: pd.DataFrame) -> pd.DataFrame:
+    work = pd.DataFrame({"shape": key_series(df, "shape"), "runs": 1, "cost_usd": df["cost_usd"],
+                         "idle_usd": df["idle_usd"].fillna(0.0), "hours": df["duration_s"].fillna(0) / 3600.0})
+    out = work.groupby("shape", observed=True).sum().reset_index()
+    out["shape"] = out["shape"].astype(str)
+    return out.sort_values(["cost_usd", "shape"], ascending=[False, True]).reset_index(drop=True)
+
+
+def utilization_histogram(df: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
+    util = df["util"]
+    measured = util.notna()
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.minimum((util[measured].to_numpy() * bins).astype(int), bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    cost = np.bincount(index, weights=df.loc[measured, "cost_usd"].to_numpy(), minlength=bins)
+    return pd.DataFrame({"from": edges[:-1], "to": edges[1:], "runs": counts.astype(int), "cost_usd": cost})
+
+
+def top_jobs(df: pd.DataFrame, n: int = 10) -> pd.DataFrame:
+    out = breakdown(df, ("job", "team")).head(n)
+    return out[["job", "team", "runs", "cost_usd", "share", "idle_usd", "utilization"]]
+
+
+def cache_savings(df: pd.DataFrame) -> pd.DataFrame:
+    steps = df[df["cache_result"].isin(("hit", "miss"))]
+    if steps.empty:
+        return pd.DataFrame(columns=["pipeline", "step", "lookups", "hits", "hit_ratio", "saved_usd", "cost_usd"])
+    work = pd.DataFrame({"pipeline": key_series(steps, "pipeline"), "step": key_series(steps, "step"), "lookups": 1,
+                         "hits": (steps["cache_result"] == "hit").astype(int), "saved_usd": steps["saved_usd"],
+                         "cost_usd": steps["cost_usd"]})
+    out = work.groupby(["pipeline", "step"], observed=True).sum().reset_index()
+    out["hit_ratio"] = out["hits"] / out["lookups"]
+    for k in ("pipeline", "step"):
+        out[k] = out[k].astype(str)
+    cols = ["pipeline", "step", "lookups", "hits", "hit_ratio", "saved_usd", "cost_usd"]
+    return out[cols].sort_values(["saved_usd", "pipeline", "step"], ascending=[False, True, True]).reset_index(drop=True)
+
+
+def build_report(store, since=None, until=None, group_by: Sequence[str] | str | None = None,
+                 now: datetime | None = None, top: int = 10) -> Report:
+    """Read the period's runs and compute every table of the report."""
+    from .rightsizing import advise, job_requirements
+
+    keys = parse_group_by(group_by)
+    df = load_runs(store, since, until, label_keys(keys))
+    check_keys(df, keys, known_label_keys(store))
+    shapes = store.list("Shape")
+    advice = advise(df, shapes, lambda names: job_requirements(store, names))
+    return Report(
+        since=since, until=until, generated_at=now or store.clock.now(), group_by=keys,
+        totals={**totals(df), "rightsizing_savings_usd": float(advice["savings_usd"].sum()) if len(advice) else 0.0},
+        groups=breakdown(df, keys),
+        daily_by_team=daily_by_team(df),
+        by_shape=by_shape(df),
+        utilization_histogram=utilization_histogram(df),
+        top_jobs=top_jobs(df, top),
+        cache=cache_savings(df),
+        rightsizing=advice,
+        states={str(k): int(v) for k, v in df["state"].value_counts().items() if v},
+    )
+
+
+def known_label_keys(store) -> list[str]:
+    with store.engine.connect() as conn:
+        specs = conn.execute(select(db.catalog.c.spec).where(db.catalog.c.kind == "Job")).scalars()
+        keys = {k for spec in specs for k in (spec or {}).get("labels", {})}
+    return sorted(keys)
+
+
+# -- writing -----------------------------------------------------------------------------------
+def write_report(store, fmt: str, out: str | Path, since=None, until=None, group_by=None,
+                 now: datetime | None = None) -> dict[str, Any]:
+    """Write one report file; returns a small summary (path, format, runs, cost)."""
+    fmt = (fmt or "").lower()
+    if fmt not in FORMATS:
+        raise SpecError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}", "format", fmt)
+    path = Path(out)
+    if path.is_dir():
+        raise SpecError(f"--out {str(path)!r} is a directory; give a file path", "out", str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt in ("focus", "parquet"):
+        keys = parse_group_by(group_by)
+        df = load_runs(store, since, until, label_keys(keys), detail=True)
+        check_keys(df, keys, known_label_keys(store))
+        if fmt == "focus":
+            from .focus import to_focus, write_focus_csv
+
+            write_focus_csv(to_focus(df, label_keys(keys)), path)
+        else:
+            run_table(df, keys).to_parquet(path, index=False)
+        summary = {"runs": int(len(df)), "cost_usd": float(df["cost_usd"].sum())}
+    else:
+        report = build_report(store, since, until, group_by, now)
+        if fmt == "json":
+            _atomic_text(path, json.dumps(report.to_dict(), indent=2))
+        elif fmt == "csv":
+            report.groups.to_csv(path, index=False)
+        else:
+            from .report_html import render_html
+
+            _atomic_text(path, render_html(report))
+        summary = {"runs": report.totals["runs"], "cost_usd": report.totals["cost_usd"]}
+    return {"path": str(path), "format": fmt, **summary}
+
+
+def run_table(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """One row per run: the record's money and usage fields plus its labels as columns."""
+    cols = ["id", "job", "pipeline", "step", "state", "shape", "backend", "started_at", "ended_at", "duration_s",
+            "price_per_hour", "cost_usd", "saved_usd", "idle_usd", "util", "cache_hit", "cpu_util_avg",
+            "mem_peak_bytes", "gpu_util_avg"]
+    out = df[cols].rename(columns={"util": "utilization"})
+    for key in label_keys(keys):
+        out[key] = df[_label_column(key)]
+    return out
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
