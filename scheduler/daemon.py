@@ -32,7 +32,8 @@ from .store import Store
 
 log = logging.getLogger("costwise.daemon")
 HEARTBEAT_S = 1.0
-DISPATCH_BATCH = 500  # oldest queued runs looked at per dispatch round
+DISPATCH_BATCH = 200  # oldest queued runs looked at per dispatch round
+DEBOUNCE_S = 0.02  # fires and finishes close together are dispatched for in one round
 RECONCILE_S = 5.0
 DAEMON_META_KEY = "daemon"
 
@@ -142,25 +143,24 @@ class Daemon:
         from . import db
 
         value = f"http://{self.host}:{self.port}|{os.getpid()}|{time.time():.3f}"
-        with self.store.engine.begin() as conn:
+        with self.store.write() as conn:
             conn.execute(db.meta.delete().where(db.meta.c.key == DAEMON_META_KEY))
             conn.execute(db.meta.insert().values(key=DAEMON_META_KEY, value=value))
 
     def _clear_heartbeat(self) -> None:
         from . import db
 
-        with self.store.engine.begin() as conn:
+        with self.store.write() as conn:
             conn.execute(db.meta.delete().where(db.meta.c.key == DAEMON_META_KEY))
 
     # -- schedules -----------------------------------------------------------------------------
     def _start_scheduler(self) -> None:
-        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
 
         from . import schedules
 
         self.scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=self.store.engine, tablename="apscheduler_jobs")},
+            jobstores={"default": schedules.locked_job_store(self.store)},
             executors={"costwise": schedules.FireExecutor(self.fire)},
             timezone=timezone.utc,
         )
@@ -187,7 +187,8 @@ class Daemon:
     # -- dispatch ------------------------------------------------------------------------------
     def _dispatch_loop(self) -> None:
         while not self.stopping.is_set():
-            self.wake.wait(self.poll_s)
+            if self.wake.wait(self.poll_s):
+                time.sleep(DEBOUNCE_S)
             self.wake.clear()
             if self.stopping.is_set():
                 return
@@ -201,10 +202,10 @@ class Daemon:
         launched = 0
         for prun in self.store.pipeline_runs.list(state="QUEUED", limit=100):
             self._start_pipeline(prun["id"], resume=False)
-        queued = self.store.list_runs(state=QUEUED, newest_first=False, limit=DISPATCH_BATCH)
-        if not queued:
-            return 0
         round = self.engine.new_round()
+        if not round.snapshot.has_free.any():
+            return 0  # every slot is taken: nothing queued could start now
+        queued = self.store.list_runs(state=QUEUED, newest_first=False, limit=DISPATCH_BATCH)
         waiting: set[tuple] = set()  # runs alike to one that must wait now wait too: skip them this round
         for run in queued:
             if self.stopping.is_set() or not round.snapshot.has_free.any():
@@ -216,15 +217,16 @@ class Daemon:
                      str(run.extra.get("backends")))
             if alike in waiting:
                 continue
-            started = self.engine.try_start(run, round=round)
-            if started is not None and started.state in LIVE_STATES:
-                self._supervise(started)
+            started = self.engine.try_start(run, round=round, launch=False)
+            if started is not None and started.state == STARTING:
+                self._supervise(started, launch=True)
                 launched += 1
             elif started is None:
                 waiting.add(alike)
         return launched
 
-    def _supervise(self, run: RunRecord) -> None:
+    def _supervise(self, run: RunRecord, launch: bool = False) -> None:
+        """Watch a run in a thread of its own (launching it there first when asked)."""
         with self._lock:
             if run.id in self._supervised:
                 return
@@ -232,7 +234,9 @@ class Daemon:
 
         def watch():
             try:
-                self.engine.supervise(run)
+                current = self.engine.launch(run.id) if launch else run
+                if current.state in LIVE_STATES:
+                    self.engine.supervise(current)
             except Exception:  # noqa: BLE001
                 log.exception("supervising %s failed", run.id)
             finally:

@@ -144,10 +144,10 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60})
+        engine = create_engine(url, connect_args={"timeout": 60}, pool_size=20, max_overflow=40)
         _sqlite_pragmas(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
@@ -162,9 +162,13 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        # IMMEDIATE takes the write lock up front, so read-then-write (claiming a slot) is atomic
-        # across processes instead of failing later with "database is locked".
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers (Store.writer) take the write lock up front with IMMEDIATE, so read-then-write
+        # (claiming a slot) is atomic across processes instead of failing later with "database is
+        # locked"; readers begin deferred and, under WAL, never wait for a writer.
+        if conn.get_execution_options().get("costwise_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
 
 
 def ensure_schema(engine: Engine) -> None:

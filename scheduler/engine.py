@@ -33,6 +33,7 @@ from .store import Store
 Progress = Callable[[RunRecord, float], None]
 ALTERNATIVES_KEPT = 5
 CANCEL_CHECK_S = 0.5
+INDEX_RECHECK_S = 0.5
 
 
 class Engine:
@@ -51,6 +52,7 @@ class Engine:
         self._executors = dict(executors or {})
         self._lock = threading.Lock()
         self._index: tuple[tuple, placement.ShapeIndex] | None = None
+        self._index_checked = 0.0
         self.owner = _owner()
         self.listeners: list[Callable[[RunRecord], None]] = []  # told once about each finished run
         self._spend_cache: dict[str, tuple[float, float]] = {}
@@ -70,11 +72,15 @@ class Engine:
         return self.python if shape.backend == "local" else "python3"
 
     def shape_index(self) -> placement.ShapeIndex:
+        """The catalog's shapes, re-read when the catalog changed (checked at most every 0.5 s)."""
+        cached, mono = self._index, self.clock.monotonic()
+        if cached is not None and mono - self._index_checked < INDEX_RECHECK_S:
+            return cached[1]
         version = self.store.catalog_version()
-        cached = self._index
         if cached is None or cached[0] != version:
             cached = (version, placement.ShapeIndex(self.store.list("Shape")))
             self._index = cached
+        self._index_checked = mono
         return cached[1]
 
     @staticmethod
@@ -127,8 +133,11 @@ class Engine:
         in_use = self.store.in_use_by_shape()
         return DispatchRound(self, index, in_use, index.snapshot(in_use), {}, bool(self.store.names("Budget")))
 
-    def try_start(self, run: RunRecord, backends=None, round: "DispatchRound | None" = None) -> RunRecord | None:
-        """Place and launch a queued run if its shape has room now; None while it must wait."""
+    def try_start(
+        self, run: RunRecord, backends=None, round: "DispatchRound | None" = None, launch: bool = True
+    ) -> RunRecord | None:
+        """Place and launch a queued run if its shape has room now; None while it must wait.
+        With launch=False the run is only placed (STARTING): the caller launches it."""
         job = JobSpec.model_validate(run.spec)
         round = round or self.new_round()
         if backends is None and run.extra.get("backends"):
@@ -169,7 +178,7 @@ class Engine:
             )
             if claimed:
                 round.took(shape.name)
-                return self.launch(run.id)
+                return self.launch(run.id) if launch else self.store.get_run(run.id)
             current = self.store.get_run(run.id)
             if current.state != QUEUED:
                 return None  # canceled, or started by another supervisor

@@ -75,6 +75,26 @@ class FireExecutor(BaseExecutor):
         return events
 
 
+def locked_job_store(store, tablename: str = "apscheduler_jobs"):
+    """APScheduler's SQLAlchemy job store on the catalog, writing under the store's write lock."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+    class LockedJobStore(SQLAlchemyJobStore):
+        def add_job(self, job):
+            with store.write_lock():
+                super().add_job(job)
+
+        def update_job(self, job):
+            with store.write_lock():
+                super().update_job(job)
+
+        def remove_job(self, job_id):
+            with store.write_lock():
+                super().remove_job(job_id)
+
+    return LockedJobStore(engine=store.engine, tablename=tablename)
+
+
 class ScheduleSync:
     """Keeps APScheduler's jobs equal to the schedules declared in the catalog."""
 

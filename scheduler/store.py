@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
+import threading
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
@@ -23,7 +25,25 @@ HISTORY_RUNS = 200  # finished runs of a job looked at when estimating its durat
 class Store:
     def __init__(self, engine: Engine, clock):
         self.engine = engine
+        self._writer = engine.execution_options(costwise_write=True)  # transactions that write
+        # SQLite has one writer at a time and its busy handler sleeps in growing steps while it
+        # waits; threads of one process queue on a lock instead, which hands over at once
+        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
         self.clock = clock
+
+    def write_lock(self):
+        """The in-process lock writers of this catalog share (a no-op on PostgreSQL)."""
+        return self._write_lock or contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def write(self):
+        """A write transaction (BEGIN IMMEDIATE on SQLite)."""
+        if self._write_lock is None:
+            with self._writer.begin() as conn:
+                yield conn
+            return
+        with self._write_lock, self._writer.begin() as conn:
+            yield conn
 
     @classmethod
     def open(cls, url: str, clock) -> "Store":
@@ -43,7 +63,7 @@ class Store:
         """Upsert all specs in one transaction; returns 'created' / 'updated' / 'unchanged' for each."""
         now = self.clock.now()
         outcomes = []
-        with self.engine.begin() as conn:
+        with self.write() as conn:
             for kind, name in delete_first:
                 conn.execute(delete(db.catalog).where(db.catalog.c.kind == kind, db.catalog.c.name == name))
             for spec in specs:
@@ -97,7 +117,7 @@ class Store:
         return tuple(row)
 
     def delete(self, kind: str, name: str) -> bool:
-        with self.engine.begin() as conn:
+        with self.write() as conn:
             result = conn.execute(delete(db.catalog).where(db.catalog.c.kind == kind, db.catalog.c.name == name))
         return result.rowcount > 0
 
@@ -107,7 +127,7 @@ class Store:
         the existing one is returned (a schedule fire or an alert repeated after a crash)."""
         now = self.clock.now()
         try:
-            with self.engine.begin() as conn:
+            with self.write() as conn:
                 conn.execute(insert(db.runs).values(**run.as_row()))
                 conn.execute(insert(db.run_events).values(run_id=run.id, at=now, state=run.state, message=message))
         except IntegrityError:
@@ -134,7 +154,7 @@ class Store:
         cond = db.runs.c.id == run_id
         if expect is not None:
             cond = and_(cond, db.runs.c.state.in_(list(expect)))
-        with self.engine.begin() as conn:
+        with self.write() as conn:
             changed = conn.execute(update(db.runs).where(cond).values(**values)).rowcount > 0
             if changed and (message or "state" in values):
                 conn.execute(
@@ -146,7 +166,7 @@ class Store:
 
     def claim_slot(self, run_id: str, shape: str, capacity: int, **values: Any) -> bool:
         """Move a QUEUED run to STARTING on ``shape`` if the shape still has a free slot (atomic)."""
-        with self.engine.begin() as conn:
+        with self.write() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("costwise-shape:" + shape))))
             busy = conn.execute(
@@ -246,10 +266,11 @@ class PipelineRunStore:
 
     def __init__(self, store: Store):
         self.engine = store.engine
+        self.write = store.write
 
     def create(self, **values: Any) -> dict[str, Any]:
         try:
-            with self.engine.begin() as conn:
+            with self.write() as conn:
                 conn.execute(insert(db.pipeline_runs).values(**values))
         except IntegrityError:
             if not values.get("fire_key"):
@@ -272,7 +293,7 @@ class PipelineRunStore:
         cond = db.pipeline_runs.c.id == prun_id
         if expect is not None:
             cond = and_(cond, db.pipeline_runs.c.state.in_(list(expect)))
-        with self.engine.begin() as conn:
+        with self.write() as conn:
             return conn.execute(update(db.pipeline_runs).where(cond).values(**values)).rowcount > 0
 
     def list(self, pipeline: str | None = None, state: str | Sequence[str] | None = None, limit: int | None = 50) -> list[dict[str, Any]]:
