@@ -139,14 +139,19 @@ def shapes(
 
 
 # -- runs ------------------------------------------------------------------------------------------
-def parse_env(pairs: list[str]) -> dict[str, str]:
-    env = {}
+def parse_pairs(pairs: list[str], flag: str, form: str = "KEY=VALUE") -> dict[str, str]:
+    """`--flag k=v` options as a dict; a pair without '=' is bad input naming the flag."""
+    values = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SpecError(f"--env {pair!r} is not KEY=VALUE", "env", pair)
-        env[key] = value
-    return env
+        if not sep or not key.strip():
+            raise SpecError(f"--{flag} {pair!r} is not {form}", flag, pair)
+        values[key.strip()] = value
+    return values
+
+
+def parse_env(pairs: list[str]) -> dict[str, str]:
+    return parse_pairs(pairs, "env")
 
 
 def make_overrides(env, args, shape, max_runtime):
@@ -338,12 +343,7 @@ def daemon(
     from .durations import parse_duration
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    alert_map = {}
-    for pair in alert:
-        name, sep, pipeline = pair.partition("=")
-        if not sep:
-            raise SpecError(f"--alert {pair!r} is not ALERTNAME=PIPELINE", "alert", pair)
-        alert_map[name] = pipeline
+    alert_map = parse_pairs(alert, "alert", "ALERTNAME=PIPELINE")
     try:
         grace = parse_duration(misfire_grace, "misfire_grace") if misfire_grace else None
     except ValueError as exc:
@@ -358,13 +358,7 @@ app.add_typer(pipeline_app, name="pipeline")
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:
-    values = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SpecError(f"--param {pair!r} is not key=value", "param", pair)
-        values[key.strip()] = value
-    return values
+    return parse_pairs(pairs, "param", "key=value")
 
 
 @pipeline_app.command("run")

@@ -47,7 +47,7 @@ class Daemon:
         token: str | None = None,
         misfire_grace_s: float | None = None,
         alert_map: dict[str, str] | None = None,
-        poll_s: float = 0.2,
+        poll_s: float = 0.5,
         standby_poll_s: float = 1.0,
     ):
         if host not in ("127.0.0.1", "localhost", "::1") and not token:
@@ -202,6 +202,8 @@ class Daemon:
         launched = 0
         for prun in self.store.pipeline_runs.list(state="QUEUED", limit=100):
             self._start_pipeline(prun["id"], resume=False)
+        if not self.store.any_queued():
+            return 0
         round = self.engine.new_round()
         if not round.snapshot.has_free.any():
             return 0  # every slot is taken: nothing queued could start now

@@ -33,7 +33,7 @@ def run_demo(app: AppContext, as_json: bool = False) -> int:
     from .pipeline_runner import PipelineRunner
     from .views import money, pipeline_tree, runs_table
 
-    out = Console(stderr=as_json, width=None if sys.stdout.isatty() else 120)
+    out = Console(stderr=as_json, width=None if sys.stdout.isatty() else 170)
     out.print(f"[bold]costwise demo[/] — catalog {app.settings.db_url}")
     declare(app)
     out.print("declared 4 local shapes, the retraining pipeline (prepare → train → evaluate → register | reject) "

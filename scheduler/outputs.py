@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from .artifacts import file_sha256
+
 _CHUNK = 1 << 20
 
 
@@ -71,7 +73,7 @@ class OutputStore:
             path = self.object_path(ref["sha256"])
             if not path.exists():
                 return f"cached output {name} is missing from the store"
-            if _sha256(path) != ref["sha256"]:
+            if file_sha256(path) != ref["sha256"]:
                 return f"cached output {name} no longer matches its hash"
         return None
 
@@ -138,11 +140,3 @@ class OutputStore:
         with os.fdopen(fd, "w") as out:
             json.dump(data, out, sort_keys=True, default=str)
         os.replace(tmp_name, path)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -212,6 +212,10 @@ class Store:
         with self.engine.connect() as conn:
             return [_record(r) for r in conn.execute(query)]
 
+    def any_queued(self) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(db.runs.c.id).where(db.runs.c.state == "QUEUED").limit(1)).first() is not None
+
     def in_use_by_shape(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             rows = conn.execute(

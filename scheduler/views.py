@@ -36,7 +36,7 @@ def runs_table(runs: Iterable[RunRecord], title: str = "runs") -> Table:
     for col in ("run", "job", "step", "state", "shape", "duration", "cost", "saved", "cpu", "mem peak"):
         table.add_column(col, justify="right" if col in ("duration", "cost", "saved", "cpu", "mem peak") else "left",
                          no_wrap=True)
-    table.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=48)
+    table.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=40)
     for r in runs:
         style = STATE_STYLE.get(r.state, "")
         table.add_row(

@@ -14,6 +14,17 @@ import urllib.request
 from pathlib import Path
 
 
+def wait_until(predicate, timeout=20, step=0.1):
+    """Poll until predicate() is truthy; return that value (AssertionError after timeout)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not reached in time")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

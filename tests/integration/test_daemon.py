@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from tests.conftest import Cli, write
-from tests.daemon_harness import DaemonProcess
+from tests.daemon_harness import DaemonProcess, wait_until
 
 SHAPES = """
 kind: Shape
@@ -64,14 +64,6 @@ def apply(cli, root, name, text):
     assert proc.returncode == 0, proc.stderr
 
 
-def wait_until(predicate, timeout=20, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not reached in time")
 
 
 def test_interval_schedule_produces_runs_and_edits_take_effect(cli, project, daemons):

@@ -7,19 +7,11 @@ from collections import Counter
 import pytest
 
 from tests.conftest import Cli, write
-from tests.daemon_harness import DaemonProcess
+from tests.daemon_harness import DaemonProcess, wait_until
 
 pytestmark = pytest.mark.postgres
 
 
-def wait_until(predicate, timeout=30, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not reached in time")
 
 
 def test_leader_standby_takeover_and_each_fire_once(fresh_pg, home, tmp_path):

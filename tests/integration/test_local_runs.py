@@ -246,3 +246,13 @@ def test_queued_without_daemon_then_cancel(cli, project):
     run = json.loads(proc.stdout)
     assert run["state"] == "QUEUED"
     assert cli.json("cancel", run["id"])["state"] == "CANCELED"
+
+
+def test_background_processes_left_behind_are_stopped(cli, project, tmp_path):
+    write(tmp_path / "bg.sh", "sleep 300 &\necho $! > \"$COSTWISE_ARTIFACTS_DIR/bg.pid\"\n")
+    write(tmp_path / "bg.yaml", f"kind: Job\nname: bg\nartifact: {tmp_path / 'bg.sh'}\n")
+    assert cli("apply", str(tmp_path / "bg.yaml")).returncode == 0
+    code, run = run_json(cli, "bg")
+    assert code == 0
+    pid = int((Path(run["artifacts_dir"]) / "bg.pid").read_text())
+    assert not _alive(pid)
