@@ -256,3 +256,16 @@ def test_sigterm_leaves_running_runs_for_the_next_leader(cli, project, daemons):
     assert first.stop() == 0
     daemons()
     assert wait_until(lambda: cli.json("show", run["id"])["state"] == "SUCCEEDED")
+
+
+def test_misfires_after_downtime_are_coalesced_not_a_burst(cli, project, daemons):
+    apply(cli, project, "tick.yaml", "kind: Job\nname: tick\nartifact: tick.py\nschedule: {interval: 1s}\n")
+    first = daemons()
+    wait_until(lambda: len(cli.json("runs", "--job", "tick")) >= 2)
+    first.stop()
+    before = len(cli.json("runs", "--job", "tick"))
+    time.sleep(8)  # about eight fires are missed while no daemon runs
+    daemons()
+    time.sleep(1.5)
+    added = len(cli.json("runs", "--job", "tick")) - before
+    assert 1 <= added <= 3, added  # one catch-up run for all the missed fires, then the regular ones
