@@ -2,7 +2,8 @@
 
 The key is sha256 of canonical JSON (sorted keys) over: the artifact's content hash, entrypoint,
 args, non-secret env (names and values), secret env names, image, the parameter values the step
-uses, the content hashes of its inputs, its declared outputs and `cache_version`. The shape and its
+uses, the content hashes of its inputs, its declared outputs and `cache_version` — and for a sweep step the whole sweep definition (job,
+parameters and their distributions, trials, parallel, seed, objective, budget). The shape and its
 price are deliberately absent: moving a step to a cheaper shape must not force a rerun.
 """
 
@@ -26,13 +27,19 @@ PART_NAMES = {
     "outputs": "declared outputs",
     "cache_version": "cache_version",
     "job": "the job",
+    "sweep": "the sweep definition",
 }
 
 
 def key_parts(
-    job: JobSpec, params_used: dict[str, Any], input_hashes: dict[str, str], outputs: list[str], cache_version: str | None
+    job: JobSpec,
+    params_used: dict[str, Any],
+    input_hashes: dict[str, str],
+    outputs: list[str],
+    cache_version: str | None,
+    sweep: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    parts = {
         "job": job.name,
         "artifact": job.artifact_hash,
         "entrypoint": job.entrypoint,
@@ -45,6 +52,9 @@ def key_parts(
         "outputs": sorted(outputs),
         "cache_version": cache_version,
     }
+    if sweep is not None:  # only sweep steps carry it, so other steps' keys stay as they were
+        parts["sweep"] = sweep
+    return parts
 
 
 def cache_key(parts: dict[str, Any]) -> str:
@@ -57,8 +67,8 @@ def explain_miss(previous: dict[str, Any] | None, current: dict[str, Any]) -> st
     if previous is None:
         return "no earlier run of this step"
     changes = []
-    for part in current:
-        old, new = previous.get(part), current[part]
+    for part in [*current, *(p for p in previous if p not in current)]:  # a removed part counts too
+        old, new = previous.get(part), current.get(part)
         if old == new:
             continue
         if isinstance(new, dict) and isinstance(old, dict):

@@ -110,17 +110,19 @@ def step_requirements(job: JobSpec, step: Step) -> Requirements:
 
 
 def check_pipeline(pipeline: PipelineSpec, jobs: dict[str, JobSpec], shapes: list[ShapeSpec]) -> None:
-    """Every step names a declared job, and some allowed shape fits each step."""
+    """Every step (or sweep) names a declared job, and some allowed shape fits each step."""
     allowed = [s for s in shapes if pipeline.backends is None or s.backend in pipeline.backends]
     for step in pipeline.steps:
-        if step.job is None:
+        name = step.job_name  # step.job, or step.sweep.job for a sweep step
+        if name is None:
             continue
-        job = jobs.get(step.job)
+        job = jobs.get(name)
         if job is None:
             known = ", ".join(sorted(jobs)) or "none"
+            field = "sweep.job" if step.sweep is not None else "job"
             raise SpecError(
-                f"Pipeline {pipeline.name!r}: step {step.name!r} uses job {step.job!r}, which is not declared (known: {known})",
-                f"steps.{step.name}.job", step.job,
+                f"Pipeline {pipeline.name!r}: step {step.name!r} uses job {name!r}, which is not declared (known: {known})",
+                f"steps.{step.name}.{field}", name,
             )
         pinned = step.shape or job.shape
         if pinned is not None and pinned not in {s.name for s in allowed}:

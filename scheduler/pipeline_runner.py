@@ -3,7 +3,9 @@ the step cache when nothing that could change its outputs changed."""
 
 from __future__ import annotations
 
+import json
 import secrets
+from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Callable
 
@@ -16,6 +18,7 @@ from .outputs import OutputStore
 from .pipelines import PipelineSpec, Step, evaluate_condition, parse_params, referenced_params, substitute
 from .runs import CACHED, CANCELED, FAILED, SKIPPED, SUCCEEDED, RunRecord, new_run_id
 from .specs import JobSpec
+from .sweeps import SweepSpec, best_trial, budget_allows, generate_trials, read_objective, substitute_trial
 
 OK_STATES = (SUCCEEDED, CACHED)
 MAX_PARALLEL_STEPS = 16
@@ -25,18 +28,25 @@ def new_pipeline_run_id() -> str:
     return "p-" + secrets.token_hex(5)
 
 
-def step_job(job: JobSpec, step: Step, params: dict[str, Any]) -> JobSpec:
-    """The job as this step runs it: step args / env (parameters substituted), requirements, shape."""
-    update: dict[str, Any] = {
-        "args": [substitute(a, params) for a in (step.args if step.args is not None else job.args)],
-        "env": {**job.env, **{k: substitute(v, params) for k, v in step.env.items()}},
-        "requirements": step_requirements(job, step),
-    }
+def step_job(job: JobSpec, step: Step, params: dict[str, Any], trial: dict[str, Any] | None = None) -> JobSpec:
+    """The job as this step runs it: step args / env (parameters substituted, and for a sweep
+    trial its ``${trial.x}`` values), requirements, shape."""
+    args = [substitute(a, params) for a in (step.args if step.args is not None else job.args)]
+    env = {k: substitute(v, params) for k, v in step.env.items()}
+    if trial is not None:
+        args = [substitute_trial(a, trial) for a in args]
+        env = {k: substitute_trial(v, trial) for k, v in env.items()}
+    update: dict[str, Any] = {"args": args, "env": {**job.env, **env}, "requirements": step_requirements(job, step)}
     if step.shape is not None:
         update["shape"] = step.shape
     if step.max_runtime is not None:
         update["max_runtime"] = step.max_runtime
     return job.model_copy(update=update)
+
+
+def sweep_key_part(sweep: SweepSpec) -> dict[str, Any]:
+    """The sweep definition as it enters the step's cache key (trials as the count actually run)."""
+    return {**sweep.model_dump(mode="json", exclude_none=True), "trials": sweep.trial_count}
 
 
 class PipelineRunner:
@@ -130,39 +140,49 @@ class PipelineRunner:
         now = self.engine.clock.now()
         fields["labels"] = {**state.spec.labels, **fields.get("labels", {})}
         record = RunRecord(
-            id=new_run_id(), job=step.job, state=final, reason=reason, pipeline=state.spec.name,
+            id=new_run_id(), job=step.job_name, state=final, reason=reason, pipeline=state.spec.name,
             pipeline_run=state.prun_id, step=step.name, queued_at=now, started_at=now, ended_at=now,
             duration_s=0.0, **fields,
         )
         return self.store.create_run(record, message=reason)
 
     def _run_step(self, state: "_State", step: Step) -> RunRecord:
-        job = step_job(state.jobs[step.job], step, state.params)
-        inputs = {name: state.outputs[ref.split("/", 1)[0]][ref.split("/", 1)[1]] for name, ref in step.inputs.items()}
-        parts = cache.key_parts(
-            job, {p: state.params[p] for p in referenced_params(step)},
-            {name: ref["sha256"] for name, ref in inputs.items()}, step.outputs, step.cache_version,
-        )
-        key = cache.cache_key(parts)
+        job, inputs, key, parts = self._step_key(state, step)
+        launch = self._sweep if step.sweep is not None else self._launch
         forced = state.force_all or step.name in state.force_steps
         if not step.cache:
-            return self._launch(state, step, job, inputs, key, parts, "cache: false on this step")
+            return launch(state, step, job, inputs, key, parts, "cache: false on this step")
         with self.outputs.lock(key):
             if forced:
-                return self._launch(state, step, job, inputs, key, parts, "forced rerun")
+                return launch(state, step, job, inputs, key, parts, "forced rerun")
             entry, problem = self.outputs.lookup(key)
             if entry is not None:
                 return self._reuse(state, step, job, key, entry)
             why = problem or cache.explain_miss(self.outputs.last_parts(state.spec.name, step.name), parts)
-            return self._launch(state, step, job, inputs, key, parts, why)
+            return launch(state, step, job, inputs, key, parts, why)
+
+    def _step_key(self, state: "_State", step: Step):
+        """The step's job (parameters substituted), its inputs, and its cache key and key parts."""
+        job = step_job(state.jobs[step.job_name], step, state.params)
+        inputs = {name: state.outputs[ref.split("/", 1)[0]][ref.split("/", 1)[1]] for name, ref in step.inputs.items()}
+        parts = cache.key_parts(
+            job, {p: state.params[p] for p in referenced_params(step)},
+            {name: ref["sha256"] for name, ref in inputs.items()}, step.outputs, step.cache_version,
+            sweep=sweep_key_part(step.sweep) if step.sweep is not None else None,
+        )
+        return job, inputs, cache.cache_key(parts), parts
 
     def _reuse(self, state, step, job, key, entry) -> RunRecord:
         origin = entry.get("run_id")
+        extra = {"outputs": entry["outputs"], "cache": {"key": key, "result": "hit"}, "parameters": state.params}
+        if step.sweep is not None:  # the whole sweep is reused: no trial runs, the earlier best trial stands
+            extra["sweep"] = {**entry.get("sweep", {}), "best_trial": origin, "reused": True, "trials_started": 0,
+                              "cost_usd": 0.0}
         return self._final_record(
             state, step, CACHED, f"reused outputs of {origin}", cache_hit=True, reused_from=origin,
             saved_usd=float(entry.get("cost_usd") or 0.0), shape=entry.get("shape"), backend=entry.get("backend"),
             artifacts_dir=entry.get("artifacts_dir"), spec=job.model_dump(mode="json"), labels=dict(job.labels),
-            extra={"outputs": entry["outputs"], "cache": {"key": key, "result": "hit"}, "parameters": state.params},
+            extra=extra,
         )
 
     def _launch(self, state, step, job, inputs, key, parts, miss_reason) -> RunRecord:
@@ -204,24 +224,161 @@ class PipelineRunner:
         final.extra = extra
         return final
 
+    # -- sweep steps -----------------------------------------------------------------------------
+    def _sweep(self, state, step, job, inputs, key, parts, miss_reason, existing: list[RunRecord] = ()) -> RunRecord:
+        """Run a sweep step's trials (at most ``parallel`` at once, until the trials or the budget run
+        out), then publish the best trial's outputs as the step's. ``existing``: trials recorded
+        before a restart, awaited (if live) and kept instead of being started again."""
+        sweep: SweepSpec = step.sweep
+        planned = generate_trials(sweep)
+        backends = sorted(state.spec.backends) if state.spec.backends else None
+        finished: dict[int, RunRecord] = {}
+        known = {int(r.extra.get("trial_index", i)): r for i, r in enumerate(existing)}
+        queue = [i for i in range(len(planned)) if i not in known]
+        stopped = None
+        with ThreadPoolExecutor(max_workers=sweep.parallel) as pool:
+            running: dict[Future, int] = {pool.submit(self._finish_trial, step, r): i for i, r in sorted(known.items())}
+            started = len(known)
+            while queue or running:
+                while queue and stopped is None and len(running) < sweep.parallel:
+                    if self.runs.get(state.prun_id).get("cancel_requested_at") is not None:
+                        stopped = "the pipeline run was canceled"
+                        break
+                    costs = [r.cost_usd for r in finished.values()]
+                    ok, why = budget_allows(sweep.budget_usd, started, sweep.parallel, costs, running=len(running))
+                    if not ok:
+                        stopped = why
+                        break
+                    index = queue.pop(0)
+                    trial = self._submit_trial(state, step, planned, index, inputs, key, parts, miss_reason, backends)
+                    running[pool.submit(self._await_trial, step, trial, backends)] = index
+                    started += 1
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    finished[running.pop(future)] = future.result()
+        return self._sweep_result(state, step, key, parts, planned, [finished[i] for i in sorted(finished)], stopped)
+
+    def _submit_trial(self, state, step, planned, index, inputs, key, parts, miss_reason, backends) -> RunRecord:
+        params = planned[index]
+        job = step_job(state.jobs[step.job_name], step, state.params, trial=params)
+        cache_info = {"key": key, "reason": miss_reason, "parts": parts}
+        if index == 0:  # one cache lookup per step: the miss is counted once, on the first trial
+            cache_info["result"] = "miss"
+        run = self.engine.submit(
+            job.name, job=job, pipeline=state.spec.name, pipeline_run=state.prun_id, step=step.name,
+            message=f"step {step.name}: trial {index + 1} of {len(planned)} {json.dumps(params, sort_keys=True)} "
+                    f"(cache miss: {miss_reason})",
+            extra={"trial": params, "trial_index": index, "objective": None,
+                   "env": {"COSTWISE_TRIAL": json.dumps(params, sort_keys=True)},
+                   "cache": cache_info, "parameters": state.params, "backends": backends},
+            labels={**state.spec.labels, **job.labels},
+        )
+        self.outputs.materialize(inputs, run_dirs(self.engine.settings, run, job)["input"])
+        return run
+
+    def _await_trial(self, step: Step, run: RunRecord, backends) -> RunRecord:
+        if self.dispatched:
+            final = self.engine.wait_for(run.id)
+        else:
+            final = self.engine.run_to_completion(run, backends=frozenset(backends) if backends else None)
+        return self._check_trial(step, final)
+
+    def _finish_trial(self, step: Step, run: RunRecord) -> RunRecord:
+        """A trial recorded before a restart: await it if it is still live, then check it."""
+        return self._check_trial(step, run if run.finished else self.engine.wait_for(run.id))
+
+    def _check_trial(self, step: Step, final: RunRecord) -> RunRecord:
+        """A finished trial's declared outputs must be there and its objective must read as a number;
+        else the trial is FAILED (like a step that does not write its outputs). Idempotent."""
+        if final.state != SUCCEEDED or final.extra.get("objective") is not None:
+            return final
+        out_dir = run_dirs(self.engine.settings, final, JobSpec.model_validate(final.spec))["output"]
+        missing = [name for name in step.outputs if not (out_dir / name).is_file()]
+        objective = step.sweep.objective
+        if missing:
+            reason = f"declared output {missing[0]} was not written to COSTWISE_OUTPUT_DIR"
+        else:
+            try:
+                value = read_objective(json.loads((out_dir / objective.output).read_text()), objective.path)
+            except (OSError, ValueError) as exc:
+                reason = f"objective {objective.value} could not be read: {exc}"
+            else:
+                extra = {**final.extra, "objective": value}
+                self.store.update_run(final.id, extra=extra, message=f"objective {objective.value} = {value!r}")
+                final.extra = extra
+                return final
+        self.store.update_run(final.id, expect=[SUCCEEDED], state=FAILED, reason=reason, message=reason)
+        return self.store.get_run(final.id)
+
+    def _sweep_result(self, state, step, key, parts, planned, trials: list[RunRecord], stopped) -> RunRecord:
+        """The step's record: the best trial, with its outputs published as the step's; else FAILED."""
+        sweep: SweepSpec = step.sweep
+        best = best_trial([{"run": t, "state": t.state, "objective": t.extra.get("objective")} for t in trials],
+                          sweep.objective.goal)
+        summary = {
+            "objective": sweep.objective.value, "goal": sweep.objective.goal,
+            "trials_planned": len(planned), "trials_started": len(trials),
+            "succeeded": sum(t.state == SUCCEEDED for t in trials), "stopped": stopped,
+            "cost_usd": sum(t.cost_usd for t in trials), "budget_usd": sweep.budget_usd,
+            "best_trial": best["run"].id if best else None, "best_objective": best["objective"] if best else None,
+        }
+        if best is None:
+            reason = f"no trial succeeded ({summary['trials_started']} of {len(planned)} started"
+            reason += f"; {stopped})" if stopped else ")"
+            return self._final_record(state, step, FAILED, reason, extra={"sweep": summary, "parameters": state.params})
+        final: RunRecord = best["run"]
+        out_dir = run_dirs(self.engine.settings, final, JobSpec.model_validate(final.spec))["output"]
+        published = {name: self.outputs.put_file(out_dir / name) for name in step.outputs}
+        if step.cache and key:
+            self.outputs.publish(key, published, {
+                "run_id": final.id, "cost_usd": summary["cost_usd"], "shape": final.shape, "backend": final.backend,
+                "artifacts_dir": final.artifacts_dir, "pipeline": state.spec.name, "step": step.name,
+                "sweep": {k: summary[k] for k in ("objective", "goal", "trials_started", "best_objective", "cost_usd")},
+            })
+            if parts:
+                self.outputs.save_parts(state.spec.name, step.name, parts)
+        extra = {**final.extra, "outputs": published, "sweep": summary}
+        message = f"best trial of step {step.name}: {sweep.objective.value} = {best['objective']!r}"
+        if stopped:
+            message += f"; {len(planned) - len(trials)} trial(s) not started ({stopped})"
+        self.store.update_run(final.id, extra=extra, message=message)
+        final.extra = extra
+        return final
+
     def _resume_steps(self, state: "_State", pool) -> list[tuple[str, Future]]:
         """Fold in the step runs recorded before a restart; await the ones still running."""
         resumed = []
+        sweeps: dict[str, list[RunRecord]] = {}
         for run in self.store.list_runs(pipeline_run=state.prun_id, newest_first=False):
-            if run.step not in state.pending:
+            if run.step not in state.pending and run.step not in sweeps:
                 continue
             step = state.spec.step(run.step)
             state.pending.discard(run.step)
+            if step.sweep is not None:  # a sweep step has many runs: its trials (and maybe its result)
+                sweeps.setdefault(run.step, []).append(run)
+                continue
             if run.finished and (run.state != SUCCEEDED or "outputs" in run.extra or not step.outputs):
                 state.finish(run.step, run, None)
                 continue
-            job = JobSpec.model_validate(run.spec) if run.spec else state.jobs[step.job]
+            job = JobSpec.model_validate(run.spec) if run.spec else state.jobs[step.job_name]
             cache_info = run.extra.get("cache", {})
 
             def wait_and_publish(run=run, step=step, job=job, key=cache_info.get("key"), parts=cache_info.get("parts")):
                 return self._after_run(state, step, job, key, parts, self.engine.wait_for(run.id))
 
             resumed.append((run.step, pool.submit(wait_and_publish)))
+        for name, runs in sweeps.items():
+            result = next((r for r in runs if "sweep" in r.extra), None)
+            if result is not None:
+                state.finish(name, result, None)
+                continue
+            step = state.spec.step(name)
+            job, inputs, key, parts = self._step_key(state, step)
+            trials = [r for r in runs if "trial" in r.extra]
+            reason = trials[0].extra.get("cache", {}).get("reason", "resumed") if trials else "resumed"
+            resumed.append((name, pool.submit(self._sweep, state, step, job, inputs, key, parts, reason, trials)))
         return resumed
 
     def _close(self, prun_id: str, state: "_State") -> dict[str, Any]:
@@ -235,7 +392,7 @@ class PipelineRunner:
         records = state.records.values()
         changed = self.runs.update(
             prun_id, expect=["RUNNING"], state=final, reason=reason, ended_at=self.engine.clock.now(),
-            cost_usd=sum(r.cost_usd for r in records), saved_usd=sum(r.saved_usd for r in records),
+            cost_usd=sum(_step_cost(r) for r in records), saved_usd=sum(r.saved_usd for r in records),
         )
         record = self.record(prun_id)
         if changed:
@@ -244,11 +401,28 @@ class PipelineRunner:
 
     # -- reading ---------------------------------------------------------------------------------
     def record(self, prun_id: str) -> dict[str, Any]:
-        """The pipeline run as the contract prints it: one run record per declared step."""
+        """The pipeline run as the contract prints it: one run record per declared step. A sweep
+        step's record is its best trial's (or, when none succeeded, its FAILED result), with
+        ``trials`` (every trial's record, with its ``trial`` parameters and ``objective``) and
+        ``best_trial``; while the sweep runs, its latest trial stands for it."""
         prun = self.runs.get(prun_id)
         spec = PipelineSpec.model_validate(prun["spec"]["pipeline"])
-        by_step = {r.step: r for r in self.store.list_runs(pipeline_run=prun_id, newest_first=False)}
-        steps = [by_step[s.name].public() for s in spec.steps if s.name in by_step]
+        by_step: dict[str, RunRecord] = {}
+        trials: dict[str, list[RunRecord]] = defaultdict(list)
+        for run in self.store.list_runs(pipeline_run=prun_id, newest_first=False):
+            if "trial" in run.extra:
+                trials[run.step].append(run)
+            if "trial" not in run.extra or "sweep" in run.extra:
+                by_step[run.step] = run
+        steps = []
+        for step in spec.steps:
+            run = by_step.get(step.name) or (trials[step.name][-1] if trials.get(step.name) else None)
+            if run is None:
+                continue
+            out = run.public()
+            if step.sweep is not None:
+                out.update(_sweep_fields(run, trials.get(step.name, [])))
+            steps.append(out)
         return {
             "id": prun["id"], "pipeline": prun["pipeline"], "state": prun["state"], "reason": prun["reason"],
             "started_at": iso(prun["started_at"]), "ended_at": iso(prun["ended_at"]),
@@ -272,6 +446,27 @@ class PipelineRunner:
         for run in self.store.list_runs(pipeline_run=prun_id, state=("QUEUED", "STARTING", "RUNNING")):
             self.engine.cancel(run.id, wait=True)
         return self.record(prun_id)
+
+
+def _trial_public(run: RunRecord) -> dict[str, Any]:
+    return {**run.public(), "trial": run.extra.get("trial"), "objective": run.extra.get("objective")}
+
+
+def _sweep_fields(run: RunRecord, trials: list[RunRecord]) -> dict[str, Any]:
+    """What a sweep step's entry adds to its run record in the pipeline run record."""
+    summary = run.extra.get("sweep") or {}
+    out: dict[str, Any] = {}
+    if "trial" in run.extra:
+        out.update(trial=run.extra["trial"], objective=run.extra.get("objective"))
+    ordered = sorted(trials, key=lambda t: t.extra.get("trial_index", 0))
+    out.update(trials=[_trial_public(t) for t in ordered], best_trial=summary.get("best_trial"), sweep=summary)
+    return out
+
+
+def _step_cost(record: RunRecord) -> float:
+    """What a step cost: a sweep step's is all its trials' (its record is only the best one)."""
+    summary = record.extra.get("sweep")
+    return float(summary.get("cost_usd") or 0.0) if summary is not None else record.cost_usd
 
 
 class _State:

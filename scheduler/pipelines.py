@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from .errors import SpecError
 from .specs import NAME_PATTERN, Hooks, Schedule, Seconds, Spec, StrList, StrMap, _duration, register_kind
+from .sweeps import SweepSpec, trial_refs
 
 PARAM_REF = re.compile(r"\$\{params\.([A-Za-z_][A-Za-z0-9_]*)\}")
 OPS = {"<": "__lt__", "<=": "__le__", ">": "__gt__", ">=": "__ge__", "==": "__eq__", "!=": "__ne__"}
@@ -58,6 +59,7 @@ class Step(Spec):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
     job: str | None = None
     fail: str | None = None
+    sweep: SweepSpec | None = None
     args: StrList | None = None
     env: StrMap = {}
     inputs: StrMap = {}  # name in COSTWISE_INPUT_DIR -> "step/output"
@@ -71,8 +73,8 @@ class Step(Spec):
 
     @model_validator(mode="after")
     def _one_kind(self) -> "Step":
-        if (self.job is None) == (self.fail is None):
-            raise ValueError(f"step {self.name!r} names exactly one of 'job' or 'fail'")
+        if sum(x is not None for x in (self.job, self.fail, self.sweep)) != 1:
+            raise ValueError(f"step {self.name!r} names exactly one of 'job', 'fail' or 'sweep'")
         for name, ref in self.inputs.items():
             step, sep, output = ref.partition("/")
             if not sep or not step or not output:
@@ -80,7 +82,28 @@ class Step(Spec):
         for name in [*self.outputs, *self.inputs]:
             if "/" in name or name in ("", ".", ".."):
                 raise ValueError(f"{name!r} is not a plain file name")
+        used = sorted(trial_refs([*(self.args or []), *self.env.values()]))
+        if self.sweep is None:
+            if used:
+                raise ValueError(f"step {self.name!r} uses ${{trial.{used[0]}}}, but only sweep steps have trial parameters")
+        else:
+            unknown = [u for u in used if u not in self.sweep.parameters]
+            if unknown:
+                declared = ", ".join(sorted(self.sweep.parameters)) or "none"
+                raise ValueError(
+                    f"step {self.name!r} uses ${{trial.{unknown[0]}}}, which is not a sweep parameter (declared: {declared})"
+                )
+            if self.sweep.objective.output not in self.outputs:
+                raise ValueError(
+                    f"step {self.name!r} sweep objective reads {self.sweep.objective.output!r}, which the step does "
+                    f"not declare as an output (outputs: {self.outputs})"
+                )
         return self
+
+    @property
+    def job_name(self) -> str | None:
+        """The job this step runs: its ``job``, or its sweep's job; None for a ``fail`` step."""
+        return self.sweep.job if self.sweep is not None else self.job
 
     def upstream(self) -> set[str]:
         deps = {ref.split("/", 1)[0] for ref in self.inputs.values()}
@@ -151,7 +174,7 @@ class PipelineSpec(Spec):
         return next(s for s in self.steps if s.name == name)
 
     def job_names(self) -> set[str]:
-        return {s.job for s in self.steps if s.job}
+        return {s.job_name for s in self.steps if s.job_name}
 
     def dependants(self, name: str) -> set[str]:
         """Every step downstream of ``name`` (transitively)."""
