@@ -233,17 +233,28 @@ def describe_error(exc: ValidationError, model: type[BaseModel], label: str) -> 
 
 
 def _known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names of the model at ``loc`` (list positions and Optional / list[...] unwrapped)."""
     current: Any = model
     for part in loc:
+        if isinstance(part, int):  # a position in a list: the list's item model is already current
+            continue
         field = getattr(current, "model_fields", {}).get(part)
         if field is None:
             return []
-        annotation = field.annotation
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        current = _model_in(field.annotation)
         if current is None:
             return []
     return list(getattr(current, "model_fields", {}))
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _short(value: Any) -> str:

@@ -269,3 +269,37 @@ def test_misfires_after_downtime_are_coalesced_not_a_burst(cli, project, daemons
     time.sleep(1.5)
     added = len(cli.json("runs", "--job", "tick")) - before
     assert 1 <= added <= 3, added  # one catch-up run for all the missed fires, then the regular ones
+
+
+def test_a_sweep_pipeline_through_the_daemon(cli, project, daemons):
+    write(project / "trial.py", """
+        import json, os, pathlib
+        trial = json.loads(os.environ["COSTWISE_TRIAL"])
+        out = pathlib.Path(os.environ["COSTWISE_OUTPUT_DIR"])
+        (out / "metrics.json").write_text(json.dumps({"loss": abs(trial["x"] - 3)}))
+    """)
+    apply(cli, project, "sweep.yaml", """
+        kind: Job
+        name: trial
+        artifact: trial.py
+        requirements: {cpus: 1, memory_gib: 1}
+        ---
+        kind: Pipeline
+        name: tune
+        steps:
+          - name: search
+            sweep:
+              job: trial
+              parameters: {x: {grid: [1, 2, 3, 4]}}
+              parallel: 2
+              objective: {value: "metrics.json#loss", goal: minimize}
+            outputs: [metrics.json]
+    """)
+    daemon = daemons()
+    status, prun = daemon.post("/pipelines/tune/runs", {})
+    assert status == 201
+    done = wait_until(lambda: (p := daemon.get(f"/pipeline-runs/{prun['id']}"))["state"] not in ("QUEUED", "RUNNING") and p,
+                      timeout=60)
+    assert done["state"] == "SUCCEEDED", done
+    step = done["steps"][0]
+    assert len(step["trials"]) == 4 and step["trial"] == {"x": 3} and step["objective"] == 0

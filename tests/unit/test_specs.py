@@ -80,3 +80,10 @@ def test_unknown_kind_and_bad_names():
 
 def test_shape_gpu_type_needs_gpus():
     assert "gpu_type 'A10' given but gpus is 0" in message({**SHAPE, "gpu_type": "A10"})
+
+
+def test_unknown_keys_inside_list_items_get_a_suggestion():
+    import scheduler.pipelines  # noqa: F401 - registers the Pipeline kind
+
+    text = message({"kind": "Pipeline", "name": "p", "steps": [{"name": "a", "job": "j", "requirments": {}}]})
+    assert "steps.0.requirments" in text and "did you mean 'requirements'" in text
