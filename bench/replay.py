@@ -18,7 +18,7 @@ concurrent runs per shape type; 0 = unlimited), with a FIFO queue when no fittin
 Four ways to place the same jobs on the same capacity are compared:
 
 * costwise -- the real placement core, ``scheduler.placement.place`` over a ``ShapeIndex`` /
-  ``Snapshot``, with a per-job history {shape: median duration of the last 200 successful runs},
+  ``Snapshot``, with a per-job history {shape: (median duration, runs) of the last 200 successful runs},
   which the simulator fills from finished runs exactly like ``Store.duration_history`` does. It
   waits up to ``max_wait`` (default 600 s, the example in DESIGN.md and PlacementRequest's default)
   for its cheapest expected shape, then spills over (the core's own semantics; the simulator wakes a
@@ -93,6 +93,7 @@ from _common import SHARED_DATA, report  # noqa: E402
 
 from scheduler.placement import PlacementRequest, ShapeIndex, place  # noqa: E402
 from scheduler.specs import Requirements, ShapeSpec  # noqa: E402
+
 
 MAX_RUNTIME_S = 24 * 3600.0  # the daemon's default max_runtime
 HISTORY_RUNS = 200  # as scheduler.store.HISTORY_RUNS: finished runs per job looked at
@@ -442,14 +443,14 @@ class CostwisePolicy(Policy):
         if not ok or not self.learn:
             return
         name = self.world.index.shapes[pos].name
-        # the last HISTORY_RUNS successful runs of the job over all shapes, median per shape
+        # the last HISTORY_RUNS successful runs of the job over all shapes: (median, runs) per shape
         runs = self.runs.setdefault(job.klass, {})
         order = self.order.setdefault(job.klass, deque())
         runs.setdefault(name, deque()).append(seconds)
         order.append(name)
         if len(order) > HISTORY_RUNS:
             runs[order.popleft()].popleft()
-        self.history[job.klass] = {s: statistics.median(d) for s, d in runs.items() if d}
+        self.history[job.klass] = {s: (statistics.median(d), len(d)) for s, d in runs.items() if d}
 
     def wake_at(self, job: Job) -> float | None:
         return job.arrival + self.max_wait_s

@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -145,16 +145,32 @@ class Snapshot:
         self.has_free = self.free > 0
 
 
-class DurationModel:
-    """Expected duration of one job per shape: its own history, similar shapes, the job, or declared."""
+SHRINK_RUNS = 10  # a shape's median counts as much as the job's overall one after this many runs
 
-    def __init__(self, index: ShapeIndex, history: Mapping[str, float], declared: float | None):
-        self.history = {k: v for k, v in history.items() if k in index.by_name}
+
+def _shrink(median: float, runs: int | None, prior: float | None) -> float:
+    if runs is None or prior is None:
+        return median
+    return (runs * median + SHRINK_RUNS * prior) / (runs + SHRINK_RUNS)
+
+
+class DurationModel:
+    """Expected duration of one job per shape: its own history, similar shapes, the job's history
+    anywhere, or its declared estimate.
+
+    ``history`` maps a shape to the median duration of the job's recent successful runs there, or to
+    (median, number of runs); with the count, a median from few runs is shrunk towards the job's
+    median over all shapes (durations are heavy-tailed, so two runs say little about a shape)."""
+
+    def __init__(self, index: ShapeIndex, history: Mapping[str, Any], declared: float | None):
+        raw = {k: (v if isinstance(v, tuple) else (v, None)) for k, v in history.items() if k in index.by_name}
+        self.job = statistics.median(m for m, _ in raw.values()) if raw else None
+        # few runs on a shape say little (durations are heavy-tailed): shrink towards the job's median
+        self.history = {k: _shrink(m, n, self.job) for k, (m, n) in raw.items()}
         per_class: dict[tuple[str, float], list[float]] = {}
         for name, seconds in self.history.items():
             per_class.setdefault(speed_class(index.by_name[name]), []).append(seconds)
         self.per_class = {k: statistics.median(v) for k, v in per_class.items()}
-        self.job = statistics.median(self.history.values()) if self.history else None
         self.declared = declared
 
     def class_estimate(self, cls: tuple[str, float]) -> tuple[float | None, str]:

@@ -223,8 +223,8 @@ class Store:
             )
             return {shape: n for shape, n in rows if shape}
 
-    def duration_history(self, job: str) -> dict[str, float]:
-        """Median duration of this job's recent successful runs, per shape."""
+    def duration_history(self, job: str) -> dict[str, tuple[float, int]]:
+        """(median duration, number of runs) of this job's recent successful runs, per shape."""
         query = (
             select(db.runs.c.shape, db.runs.c.duration_s)
             .where(db.runs.c.job == job, db.runs.c.state == SUCCEEDED, db.runs.c.duration_s.is_not(None))
@@ -235,7 +235,7 @@ class Store:
         with self.engine.connect() as conn:
             for shape, seconds in conn.execute(query):
                 per_shape.setdefault(shape, []).append(seconds)
-        return {shape: statistics.median(v) for shape, v in per_shape.items()}
+        return {shape: (statistics.median(v), len(v)) for shape, v in per_shape.items()}
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

@@ -115,7 +115,7 @@ def test_duration_history_is_per_shape_median(store, clock):
         clock.advance(1)
         make_run(store, state="SUCCEEDED", shape=shape, duration_s=seconds, ended_at=clock.now())
     make_run(store, state="FAILED", shape="b", duration_s=500, ended_at=clock.now())
-    assert store.duration_history("train") == {"a": 20, "b": 5}
+    assert store.duration_history("train") == {"a": (20, 3), "b": (5, 1)}
 
 
 def test_list_runs_filters(store, clock):

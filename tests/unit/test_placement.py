@@ -111,3 +111,12 @@ def test_unfit_message_names_requirement_and_biggest_shape():
     assert "gpu_type='H100'" in text and "A100-80GB" in text
     assert unfit_message(Requirements(cpus=1), []) .startswith("no shapes are declared")
     assert unfit_message(Requirements(cpus=1), SHAPES) is None
+
+
+def test_one_lucky_run_does_not_outweigh_twenty():
+    # 20 runs of 1 h on small, one 100 s run on large: the lone run is shrunk towards the job's median
+    d = decide(req(cpus=1, memory_gib=1), history={"small": (3600, 20), "large": (100, 1)})
+    assert d.shape == "small"
+    # with many runs behind it, the fast large shape does win
+    d = decide(req(cpus=1, memory_gib=1), history={"small": (3600, 20), "large": (100, 180)})
+    assert d.shape == "large"
