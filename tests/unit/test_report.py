@@ -291,3 +291,23 @@ def test_bad_format_and_out_are_refused(store, tmp_path):
         report.write_report(store, "xlsx", tmp_path / "r.xlsx")
     with pytest.raises(SpecError, match="is a directory"):
         report.write_report(store, "csv", tmp_path)
+
+
+def test_columnar_and_row_readers_agree(settings, monkeypatch):
+    store = Store.open(settings.db_url, FrozenClock(T0 + timedelta(days=30)))  # the columnar path is SQLite's
+    store.apply(SHAPES)
+    history(store)
+    columnar = report.load_runs(store, labels=["team", "project"], detail=True)
+    monkeypatch.setattr(report, "_read_columnar", lambda *args: None)
+    rows = report.load_runs(store, labels=["team", "project"], detail=True)
+    assert list(columnar.columns) == list(rows.columns) and columnar.dtypes.equals(rows.dtypes)
+    for name in columnar.columns:
+        a, b = columnar[name], rows[name]
+        if name in ("ended_at", "started_at"):  # julianday arithmetic of two SQLite builds: < 2 ms apart
+            assert ((a - b).abs() < pd.Timedelta(milliseconds=2)).all()
+        elif isinstance(a.dtype, pd.CategoricalDtype):
+            assert a.astype(object).equals(b.astype(object)), name
+        else:
+            assert a.equals(b), name
+    assert len(columnar) > 100
+    store.close()
