@@ -121,6 +121,8 @@ class PipelineRunner:
 
     def _settle_without_running(self, state: "_State", step: Step) -> RunRecord | None:
         """Steps decided without launching anything: skipped, failed by a `fail` step, or broken."""
+        if self.runs.get(state.prun_id).get("cancel_requested_at") is not None:
+            return self._final_record(state, step, SKIPPED, "the pipeline run was canceled")
         bad = [u for u in sorted(step.upstream()) if state.records[u].state not in OK_STATES]
         if bad:
             return self._final_record(state, step, SKIPPED, f"upstream step {bad[0]} is {state.records[bad[0]].state}")

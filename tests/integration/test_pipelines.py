@@ -321,3 +321,42 @@ def test_show_draws_the_dag(cli, flow):
         assert f"{name} " in text
     assert "SKIPPED" in text and "SUCCEEDED" in text
     assert set(record) >= {"id", "pipeline", "state", "reason", "started_at", "ended_at", "cost_usd", "saved_usd", "steps"}
+
+
+def test_cancel_a_pipeline_run(cli, tmp_path, home):
+    import subprocess
+    import sys
+
+    write(tmp_path / "shapes.yaml", SHAPES)
+    write(tmp_path / "slow.py", "import time\ntime.sleep(60)\n")
+    write(tmp_path / "quick.py", "print('quick')\n")
+    write(tmp_path / "docs.yaml", """
+        kind: Job
+        name: slow
+        artifact: slow.py
+        stop_grace: 1s
+        ---
+        kind: Job
+        name: quick
+        artifact: quick.py
+        ---
+        kind: Pipeline
+        name: flow
+        steps:
+          - {name: long, job: slow}
+          - {name: after, job: quick}
+    """)
+    assert cli("apply", str(tmp_path / "shapes.yaml"), str(tmp_path / "docs.yaml")).returncode == 0
+    waiting = subprocess.Popen([sys.executable, "-m", "scheduler.cli", "pipeline", "run", "flow", "--wait", "--json"],
+                               env={**os.environ, "COSTWISE_HOME": str(home)}, stdout=subprocess.PIPE, text=True)
+    for _ in range(100):
+        runs = cli.json("runs", "--job", "slow")
+        if runs and runs[0]["state"] == "RUNNING":
+            break
+        time.sleep(0.1)
+    prun_id = runs[0]["pipeline_run"]
+    assert cli("cancel", prun_id, "--json").returncode == 0
+    out, _ = waiting.communicate(timeout=30)
+    record = json.loads(out)
+    assert waiting.returncode == 1 and record["state"] == "CANCELED"
+    assert {s["step"]: s["state"] for s in record["steps"]}["long"] == "CANCELED"
