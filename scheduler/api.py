@@ -17,10 +17,14 @@ log = logging.getLogger("costwise.api")
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the listen backlog: bursts of clients wait instead of being refused
+
+
 def start_api(daemon, host: str, port: int) -> ThreadingHTTPServer:
     import threading
 
-    server = ThreadingHTTPServer((host, port), _handler_for(daemon))
+    server = _Server((host, port), _handler_for(daemon))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     return server
@@ -58,6 +62,9 @@ def _handler_for(daemon):
                         status, body = (400 if exc.exit_code == 2 else 500), {"error": str(exc)}
                     except ValueError as exc:
                         status, body = 400, {"error": str(exc)}
+                    except Exception as exc:  # noqa: BLE001 - answer 500 rather than drop the connection
+                        log.exception("%s %s failed", method, url.path)
+                        status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
                     return self._send(status, body)
             self._send(404, {"error": f"no route for {method} {url.path}"})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -74,11 +75,16 @@ class DaemonProcess:
                                      headers={"Content-Type": "application/json"})
         if token:
             req.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status, json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"null")
+        for attempt in range(3 if method == "GET" else 1):  # a GET may be retried; a POST is not
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    return resp.status, json.loads(resp.read() or b"null")
+            except urllib.error.HTTPError as err:
+                return err.code, json.loads(err.read() or b"null")
+            except (ConnectionResetError, http.client.RemoteDisconnected):
+                if attempt == 2 or method != "GET":
+                    raise
+                time.sleep(0.2)
 
     def get(self, path: str, **kw):
         status, body = self.request("GET", path, **kw)

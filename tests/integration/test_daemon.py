@@ -300,6 +300,7 @@ def test_a_sweep_pipeline_through_the_daemon(cli, project, daemons):
     assert status == 201
     done = wait_until(lambda: (p := daemon.get(f"/pipeline-runs/{prun['id']}"))["state"] not in ("QUEUED", "RUNNING") and p,
                       timeout=60)
+    assert "failed" not in daemon.log(), daemon.log()
     assert done["state"] == "SUCCEEDED", done
     step = done["steps"][0]
     assert len(step["trials"]) == 4 and step["trial"] == {"x": 3} and step["objective"] == 0
