@@ -267,7 +267,8 @@ def show(ctx: typer.Context, run_id: str = typer.Argument(...), as_json: bool = 
     if run_id.startswith("p-"):
         from .pipeline_runner import PipelineRunner
 
-        return _print_pipeline_run(PipelineRunner(app_ctx.engine), PipelineRunner(app_ctx.engine).record(run_id), as_json)
+        runner = PipelineRunner(app_ctx.engine)
+        return _print_pipeline_run(runner, runner.record(run_id), as_json)
     record = app_ctx.store.get_run(run_id)
     events = app_ctx.store.events(run_id)
     from .costs import spend_line, spend_summary

@@ -42,8 +42,9 @@ def run_demo(app: AppContext, as_json: bool = False) -> int:
     first = runner.execute(runner.submit("retrain", force_all=True, trigger="demo")["id"])
     out.print("\n[bold]1. full run[/] (every step runs on its own cheapest fitting shape)")
     out.print(pipeline_tree(runner, first))
-    second = runner.execute(runner.submit("retrain", {"learning_rate": "0.1"}, trigger="demo")["id"])
-    out.print("\n[bold]2. learning_rate 0.05 → 0.1[/]: prepare is reused, train / evaluate / register rerun")
+    rate = _new_learning_rate(runner)
+    second = runner.execute(runner.submit("retrain", {"learning_rate": rate}, trigger="demo")["id"])
+    out.print(f"\n[bold]2. learning_rate 0.05 → {rate}[/]: prepare is reused, train / evaluate / register rerun")
     out.print(pipeline_tree(runner, second))
     runaway = app.engine.run_to_completion(app.engine.submit("runaway", message="queued by the demo"))
     out.print(f"\n[bold]3. max runtime[/]: runaway (ignores SIGTERM) → {runaway.state} after "
@@ -62,6 +63,13 @@ def run_demo(app: AppContext, as_json: bool = False) -> int:
     ok = (first["state"], second["state"], runaway.state) == ("SUCCEEDED", "SUCCEEDED", "TIMED_OUT")
     reused = [s["step"] for s in second["steps"] if s["state"] == "CACHED"]
     return 0 if ok and reused == ["prepare"] else 1
+
+
+def _new_learning_rate(runner) -> str:
+    """0.1 the first time; a value no earlier demo in this catalog used after that (else it is cached)."""
+    demo_runs = [p for p in runner.runs.list(pipeline="retrain", limit=None) if p.get("trigger") == "demo"]
+    earlier_demos = (len(demo_runs) - 1) // 2  # each demo runs it twice; this one's first run is in the list
+    return f"{0.1 + 0.001 * earlier_demos:.3f}".rstrip("0")
 
 
 def _write_report(app: AppContext, out) -> str | None:

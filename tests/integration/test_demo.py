@@ -22,3 +22,8 @@ def test_demo_runs_the_pipeline_twice_and_reuses_prepare(cli):
     # the registry kept a model version per successful training
     versions = sorted(p.name for p in (cli.home / "models" / "abalone").iterdir())
     assert versions == ["v1", "v2"]
+    # run again in the same catalog: the hyper-parameter change is a new one, so the story holds
+    again = cli("demo", "--json", timeout=120)
+    assert again.returncode == 0, again.stderr
+    second = json.loads(again.stdout)["pipeline_runs"][1]
+    assert [s["state"] for s in second["steps"]][:2] == ["CACHED", "SUCCEEDED"]
