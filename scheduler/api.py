@@ -199,5 +199,5 @@ ROUTES = [
     ("POST", r"/runs/([\w-]+)/cancel", cancel_run),
     ("POST", r"/pipelines/([\w.-]+)/runs", start_pipeline),
     ("GET", r"/pipeline-runs/([\w-]+)", show_pipeline_run),
-    ("POST", r"/alerts", alertmanager),
+    ("POST", r"/alerts|/alertmanager|/webhooks/alertmanager", alertmanager),
 ]

@@ -212,7 +212,7 @@ def test_alertmanager_webhook_starts_the_mapped_pipeline_once(cli, project, home
         body = {"version": "4", "status": "firing", "alerts": [alert, {**alert, "labels": {"alertname": "Other"}}]}
         status, answer = daemon.post("/alerts", body)
         assert status == 202 and len(answer["started"]) == 1 and answer["ignored"] == ["Other"]
-        status, again = daemon.post("/alerts", body)  # Alertmanager repeats itself: no second run
+        status, again = daemon.post("/alertmanager", body)  # Alertmanager repeats itself: no second run
         assert again["started"] == answer["started"]
         prun = wait_until(lambda: (p := daemon.get(f"/pipeline-runs/{answer['started'][0]}"))["state"] == "SUCCEEDED" and p)
         assert prun["steps"][0]["state"] == "SUCCEEDED"
