@@ -179,10 +179,16 @@ class LocalExecutor:
         tracked = self._get(handle)
         if tracked is None or tracked.final is not None or tracked.root is None:
             return
-        try:
-            tree = [tracked.root, *tracked.root.children(recursive=True)]
-        except psutil.Error:
-            return
+        tree = [tracked.root]
+        pids = _descendant_pids(tracked.root.pid) if _HAS_CHILDREN_FILES else _psutil_descendants(tracked.root)
+        for pid in pids:
+            proc = tracked.procs.get(pid)
+            if proc is None:
+                try:
+                    proc = psutil.Process(pid)
+                except psutil.Error:
+                    continue
+            tree.append(proc)
         rss = cpu = 0.0
         hwm = 0
         for proc in tree:
@@ -300,6 +306,37 @@ class LocalExecutor:
             return False
         self._track(handle, False, root)
         return True
+
+
+_HAS_CHILDREN_FILES = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+
+
+def _psutil_descendants(root: psutil.Process) -> list[int]:
+    try:
+        return [p.pid for p in root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _descendant_pids(pid: int) -> list[int]:
+    """Children, grandchildren... from /proc/PID/task/TID/children: a few small reads instead of
+    psutil's scan of every process on the machine (which each 10 ms sample would pay)."""
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{current}/task/{tid}/children") as handle:
+                    kids = [int(k) for k in handle.read().split()]
+            except (OSError, ValueError):
+                continue
+            found.extend(kids)
+            stack.extend(kids)
+    return found
 
 
 def _peak_rss(pid: int) -> int:
