@@ -144,7 +144,7 @@ class Engine:
             backends = frozenset(run.extra["backends"])
         req = self.request_for(job, run.queued_at, backends)
         for _ in range(5):  # a slot taken by someone else between placing and claiming: place again
-            index, in_use, history = round.index, round.in_use, round.history(job.name)
+            index, history = round.index, round.history(job.name)
             decision = placement.place(req, round.snapshot, history, self.clock.now())
             if decision.action == "refuse":
                 return self._finish_unlaunched(run.id, FAILED, decision.reason)
@@ -162,7 +162,7 @@ class Engine:
                     self.store.update_run(run.id, expect=[QUEUED], placement=run.placement, message=held)
                 return None
             shape = index.by_name[decision.shape]
-            ranked = placement.explain(req, index, in_use, history).ranked[:ALTERNATIVES_KEPT]
+            ranked = placement.alternatives(req, round.snapshot, history, ALTERNATIVES_KEPT)
             info = {
                 "reason": decision.reason,
                 "alternatives": [

@@ -307,6 +307,18 @@ def _why(c: Candidate) -> str:
     )
 
 
+def alternatives(req: PlacementRequest, snapshot: Snapshot, history: Mapping[str, Any], k: int = 5) -> list[Candidate]:
+    """The k fitting shapes with the lowest expected cost, in ``explain``'s order, without looking at
+    every shape in Python (what a run's record keeps, on the dispatch path)."""
+    index = snapshot.index
+    model = DurationModel(index, history, req.declared_duration_s)
+    fitting = np.flatnonzero(fit_mask(req, index))
+    seconds = model.expected_seconds(index)
+    key = index.price if seconds is None else index.price * seconds
+    best = fitting[np.argsort(key[fitting], kind="stable")][:k]  # stable: ties keep (price, name) order
+    return [_candidate(index.shapes[i], model, snapshot.in_use) for i in best]
+
+
 def explain(
     req: PlacementRequest,
     shapes: Iterable[ShapeSpec],

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 
-def wait_until(predicate, timeout=20, step=0.1):
+def wait_until(predicate, timeout=45, step=0.1):
     """Poll until predicate() is truthy; return that value (AssertionError after timeout)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -42,7 +42,7 @@ class DaemonProcess:
         self.proc: subprocess.Popen | None = None
         self.log_path = home / f"daemon-{self.port}.log"
 
-    def start(self, wait_leader: bool = True, timeout: float = 20) -> "DaemonProcess":
+    def start(self, wait_leader: bool = True, timeout: float = 40) -> "DaemonProcess":
         env = {**os.environ, "COSTWISE_HOME": str(self.home), **self.env}
         env.pop("COSTWISE_DB", None)
         if self.db_url:

@@ -120,3 +120,16 @@ def test_one_lucky_run_does_not_outweigh_twenty():
     # with many runs behind it, the fast large shape does win
     d = decide(req(cpus=1, memory_gib=1), history={"small": (3600, 20), "large": (100, 180)})
     assert d.shape == "large"
+
+
+def test_alternatives_are_explains_top_k():
+    import random
+
+    rng = random.Random(5)
+    shapes = [shape(f"s{i}", rng.choice([1, 2, 4, 8]), rng.choice([2, 8, 32]), round(rng.uniform(0.05, 2), 2))
+              for i in range(60)]
+    index = ShapeIndex(shapes)
+    for history in ({}, {"s3": (500, 4), "s7": (50, 30)}):
+        r = req(cpus=2, memory_gib=4)
+        expected = [c.shape for c in explain(r, index, {}, history).ranked[:5]]
+        assert [c.shape for c in placement.alternatives(r, index.snapshot({}), history, 5)] == expected
