@@ -118,6 +118,9 @@ def states(record):
 
 
 def test_full_run_then_all_cached_rerun(app, flow):
+    # steps that take a while, as real ones do: 0.3 s each, so the ratio is not start-up noise
+    write(flow / "jobs.yaml", jobs_doc(flow, **{f"step-{x}": {"SLEEP": "0.3"} for x in "abcd"}))
+    apply_all(app, flow, "jobs.yaml")
     first = run(app)
     assert first["state"] == "SUCCEEDED", first
     assert states(first) == {"a": "SUCCEEDED", "b": "SUCCEEDED", "c": "SUCCEEDED", "d": "SUCCEEDED",
