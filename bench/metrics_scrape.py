@@ -24,8 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from report import existing_runs  # noqa: E402
-from synthetic import populate  # noqa: E402
+from synthetic import ensure_catalog  # noqa: E402
 
 
 def fetch(url: str, gzip_ok: bool) -> tuple[float, bytes, int]:
@@ -55,12 +54,7 @@ def main() -> None:
     db_path = args.db or Path(tmp.name) / "catalog.db"
     url = f"sqlite:///{db_path}"
     figures: dict[str, float | int] = {"runs": args.runs, "jobs": args.jobs}
-    if existing_runs(db_path) == args.runs:
-        figures["generate_s"] = 0.0  # reused
-    else:
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(db_path) + suffix).unlink(missing_ok=True)
-        figures["generate_s"] = round(populate(url, args.runs, args.jobs)["generate_s"], 2)
+    figures["generate_s"] = ensure_catalog(db_path, args.runs, args.jobs)  # 0 when reused
 
     store = Store.open(url, SystemClock())
     served = serve_metrics(store, "127.0.0.1", 0, prime=False)  # time the first scrape itself

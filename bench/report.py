@@ -23,22 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from synthetic import populate  # noqa: E402
+from synthetic import ensure_catalog  # noqa: E402
 
 GOAL_WALL_S = 10.0
 GOAL_PEAK_MIB = 2048.0
-
-
-def existing_runs(path: Path) -> int:
-    import sqlite3
-
-    if not path.exists():
-        return -1
-    try:
-        with sqlite3.connect(path) as conn:
-            return conn.execute("select count(*) from runs").fetchone()[0]
-    except sqlite3.Error:
-        return -1
 
 
 def run_report(url: str, fmt: str, out: Path, extra: list[str]) -> dict:
@@ -71,13 +59,7 @@ def main() -> None:
     db_path = args.db or Path(tmp.name) / "catalog.db"
     url = f"sqlite:///{db_path}"
     figures: dict[str, float | int | str] = {"runs": args.runs, "jobs": args.jobs}
-    if existing_runs(db_path) == args.runs:
-        figures["generate_s"] = 0.0  # reused
-    else:
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(db_path) + suffix).unlink(missing_ok=True)
-        generated = populate(url, args.runs, args.jobs)
-        figures["generate_s"] = round(generated["generate_s"], 2)
+    figures["generate_s"] = ensure_catalog(db_path, args.runs, args.jobs)  # 0 when reused
     from sqlalchemy import create_engine, text
 
     with create_engine(url).connect() as conn:
