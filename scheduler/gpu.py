@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 
 
 class GpuProbe:
@@ -39,6 +40,21 @@ class GpuProbe:
             except Exception:
                 return None
         return sum(rates) / (100.0 * len(rates))
+
+
+@dataclass
+class GpuSamples:
+    """A run's GPU utilization readings; their mean is the run's gpu_util_avg."""
+
+    values: list[float] = field(default_factory=list)
+
+    def take(self, probe: GpuProbe) -> None:
+        util = probe.utilization()
+        if util is not None:
+            self.values.append(util)
+
+    def mean(self) -> float | None:
+        return sum(self.values) / len(self.values) if self.values else None
 
 
 GPU = GpuProbe()

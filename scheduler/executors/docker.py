@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CostwiseError
-from ..gpu import GPU
+from ..gpu import GPU, GpuSamples
 from .base import ExitStatus, LaunchSpec, Usage
 from .logcopy import LogCopier, parse_ts
 
@@ -56,7 +56,7 @@ class _Tracked:
     final: ExitStatus | None = None
     cpu_util: float | None = None
     mem_peak: int = 0
-    gpu_samples: list[float] = field(default_factory=list)
+    gpu_samples: GpuSamples = field(default_factory=GpuSamples)
     log_thread: threading.Thread | None = None
 
 
@@ -271,15 +271,13 @@ class DockerExecutor:
             cache = inner.get("total_inactive_file", inner.get("inactive_file", 0))
             tracked.mem_peak = max(tracked.mem_peak, int(mem["usage"] - cache))
         if tracked.gpus:
-            util = self._gpu.utilization()
-            if util is not None:
-                tracked.gpu_samples.append(util)
+            tracked.gpu_samples.take(self._gpu)
 
     def usage(self, handle: dict[str, Any]) -> Usage:
         tracked = self._get(handle)
         if tracked is None:
             return Usage()
-        gpu = sum(tracked.gpu_samples) / len(tracked.gpu_samples) if tracked.gpu_samples else None
+        gpu = tracked.gpu_samples.mean()
         return Usage(tracked.cpu_util, tracked.mem_peak or None, gpu)
 
     def forget(self, handle: dict[str, Any]) -> None:

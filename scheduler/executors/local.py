@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 
-from ..gpu import GPU
+from ..gpu import GPU, GpuSamples
 from .base import ExitStatus, LaunchSpec, Usage, redacted_env
 
 # $0: the exit-code file, $1: the working directory, then the command line
@@ -39,7 +39,7 @@ class _Tracked:
     procs: dict[int, psutil.Process] = field(default_factory=dict)
     cpu_s: float = 0.0
     mem_peak: int = 0
-    gpu_samples: list[float] = field(default_factory=list)
+    gpu_samples: GpuSamples = field(default_factory=GpuSamples)
     ended: float | None = None
     reaped_code: int | None = None
     final: ExitStatus | None = None
@@ -205,9 +205,7 @@ class LocalExecutor:
         tracked.mem_peak = max(tracked.mem_peak, int(rss), hwm)
         tracked.cpu_s = max(tracked.cpu_s, cpu)
         if tracked.gpus:
-            util = self._gpu.utilization()
-            if util is not None:
-                tracked.gpu_samples.append(util)
+            tracked.gpu_samples.take(self._gpu)
 
     def usage(self, handle: dict[str, Any]) -> Usage:
         tracked = self._get(handle)
@@ -217,7 +215,7 @@ class LocalExecutor:
         cpu = None
         if wall > 0 and tracked.vcpus:
             cpu = min(tracked.cpu_s / (wall * tracked.vcpus), 1.0)
-        gpu = sum(tracked.gpu_samples) / len(tracked.gpu_samples) if tracked.gpu_samples else None
+        gpu = tracked.gpu_samples.mean()
         return Usage(cpu, tracked.mem_peak or None, gpu)
 
     def forget(self, handle: dict[str, Any]) -> None:
