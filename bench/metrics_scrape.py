@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from synthetic import ensure_catalog  # noqa: E402
+from synthetic import add_catalog_options, catalog_for  # noqa: E402
 
 
 def fetch(url: str, gzip_ok: bool) -> tuple[float, bytes, int]:
@@ -39,10 +39,8 @@ def fetch(url: str, gzip_ok: bool) -> tuple[float, bytes, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=1_000_000)
-    parser.add_argument("--jobs", type=int, default=10_000)
+    add_catalog_options(parser)
     parser.add_argument("--warm", type=int, default=3, help="warm scrapes to time")
-    parser.add_argument("--db", type=Path, default=None, help="keep the synthetic catalog here and reuse it")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
@@ -51,10 +49,7 @@ def main() -> None:
     from scheduler.store import Store
 
     tmp = tempfile.TemporaryDirectory(prefix="costwise-bench-metrics-")
-    db_path = args.db or Path(tmp.name) / "catalog.db"
-    url = f"sqlite:///{db_path}"
-    figures: dict[str, float | int] = {"runs": args.runs, "jobs": args.jobs}
-    figures["generate_s"] = ensure_catalog(db_path, args.runs, args.jobs)  # 0 when reused
+    url, figures = catalog_for(args, Path(tmp.name))
 
     store = Store.open(url, SystemClock())
     served = serve_metrics(store, "127.0.0.1", 0, prime=False)  # time the first scrape itself

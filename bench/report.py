@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from synthetic import ensure_catalog  # noqa: E402
+from synthetic import add_catalog_options, catalog_for  # noqa: E402
 
 GOAL_WALL_S = 10.0
 GOAL_PEAK_MIB = 2048.0
@@ -47,19 +47,14 @@ def run_report(url: str, fmt: str, out: Path, extra: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=1_000_000)
-    parser.add_argument("--jobs", type=int, default=10_000)
+    add_catalog_options(parser)
     parser.add_argument("--formats", default="html,json,csv,parquet,focus")
     parser.add_argument("--since", default=None, help="also pass --since to the report (e.g. 7d)")
-    parser.add_argument("--db", type=Path, default=None, help="keep the synthetic catalog here and reuse it")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="costwise-bench-report-")
-    db_path = args.db or Path(tmp.name) / "catalog.db"
-    url = f"sqlite:///{db_path}"
-    figures: dict[str, float | int | str] = {"runs": args.runs, "jobs": args.jobs}
-    figures["generate_s"] = ensure_catalog(db_path, args.runs, args.jobs)  # 0 when reused
+    url, figures = catalog_for(args, Path(tmp.name))
     from sqlalchemy import create_engine, text
 
     with create_engine(url).connect() as conn:

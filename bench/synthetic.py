@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sqlite3
 import time
@@ -126,3 +127,16 @@ def ensure_catalog(path: Path, runs: int, jobs: int) -> float:
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
     return round(populate(f"sqlite:///{path}", runs, jobs)["generate_s"], 2)
+
+
+def add_catalog_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", type=int, default=1_000_000)
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--db", type=Path, default=None, help="keep the synthetic catalog here and reuse it")
+
+
+def catalog_for(args: argparse.Namespace, workdir: Path) -> tuple[str, dict]:
+    """The catalog URL the options name (made when missing) and the figures describing it."""
+    db_path = args.db or workdir / "catalog.db"
+    generate_s = ensure_catalog(db_path, args.runs, args.jobs)  # 0 when reused
+    return f"sqlite:///{db_path}", {"runs": args.runs, "jobs": args.jobs, "generate_s": generate_s}
