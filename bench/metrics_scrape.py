@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import statistics
-import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from synthetic import add_catalog_options, catalog_for  # noqa: E402
+from _common import report
+from synthetic import add_catalog_options, catalog_for
 
 
 def fetch(url: str, gzip_ok: bool) -> tuple[float, bytes, int]:
@@ -71,11 +66,7 @@ def main() -> None:
         samples=sum(1 for line in lines if line and not line.startswith("#")),
         job_names=len({line.split('job_name="', 1)[1].split('"', 1)[0] for line in lines if 'job_name="' in line}),
     )
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        for key, value in figures.items():
-            print(f"{key}: {value}")
+    report(figures, args.json)
     tmp.cleanup()
 
 

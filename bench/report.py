@@ -19,11 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from synthetic import add_catalog_options, catalog_for  # noqa: E402
+from _common import ROOT, report
+from synthetic import add_catalog_options, catalog_for
 
 GOAL_WALL_S = 10.0
 GOAL_PEAK_MIB = 2048.0
@@ -75,11 +72,7 @@ def main() -> None:
     peaks = [v for k, v in figures.items() if k.endswith("_peak_mib") and k != "goal_peak_mib"]
     figures["max_wall_s"] = max(walls) if walls else 0.0
     figures["max_peak_mib"] = max(peaks) if peaks else 0.0
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        for key, value in figures.items():
-            print(f"{key}: {value}")
+    report(figures, args.json)
     tmp.cleanup()
 
 

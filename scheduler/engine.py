@@ -18,7 +18,7 @@ import psutil
 from . import placement
 from .clock import Clock, SystemClock
 from .durations import format_duration
-from .errors import CostwiseError, NotFound, SpecError, UserError
+from .errors import CostwiseError, SpecError, UserError
 from .executors import Executor, ExitStatus, make_executor
 from .launch import build_launch, effective_spec, run_dirs
 from .results import build_results, write_results

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.clock import SystemClock
 from scheduler.context import AppContext
 from scheduler.settings import Settings
 

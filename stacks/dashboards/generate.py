@@ -147,7 +147,7 @@ def spend() -> dict:
 def operations() -> dict:
     p = Panels()
     p.add("timeseries", "Queue depth by shape",
-          [(f'sum by (shape) (costwise_queue_depth{{shape=~"$shape|none"}})', "{{shape}}")],
+          [('sum by (shape) (costwise_queue_depth{shape=~"$shape|none"})', "{{shape}}")],
           description="'none': queued runs not placed on a shape yet.")
     p.add("timeseries", "Queue wait (p50, p95)",
           [(f"histogram_quantile(0.5, sum by (le) (rate(costwise_queue_wait_seconds_bucket{{{SEL_JOB}}}[$__rate_interval])))", "p50"),

@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import Cli, write
+from tests.conftest import write
 from tests.daemon_harness import DaemonProcess, wait_until
 
 SHAPES = """

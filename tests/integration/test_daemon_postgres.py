@@ -1,6 +1,5 @@
 """Two daemons on one real PostgreSQL catalog: one leader, one standby that takes over."""
 
-import json
 import time
 from collections import Counter
 

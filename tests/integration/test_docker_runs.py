@@ -14,7 +14,7 @@ import pytest
 
 from scheduler.context import AppContext
 from scheduler.executors.docker import DockerExecutor
-from tests.conftest import ROOT, write
+from tests.conftest import write
 from tests.images import TEST_IMAGE, ensure_test_image
 from tests.unit.test_kubernetes_manifest import launch_spec
 

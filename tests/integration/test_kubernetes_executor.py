@@ -18,7 +18,7 @@ from scheduler.catalog import apply_documents, load_documents
 from scheduler.executors.kubernetes import KubernetesExecutor
 from tests.conftest import ROOT, write
 from tests.integration.kube_api import FakeKube
-from tests.unit.test_kubernetes_manifest import CPU_SHAPE, GPU_SHAPE, launch_spec
+from tests.unit.test_kubernetes_manifest import GPU_SHAPE, launch_spec
 
 JOB = "costwise-r-0a1b2c"
 

@@ -4,7 +4,6 @@ import threading
 from datetime import timedelta
 
 import pytest
-import sqlalchemy
 
 from scheduler import db
 from scheduler.clock import FrozenClock
