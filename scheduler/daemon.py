@@ -207,7 +207,7 @@ class Daemon:
         round = self.engine.new_round()
         if not round.snapshot.has_free.any():
             return 0  # every slot is taken: nothing queued could start now
-        queued = self.store.list_runs(state=QUEUED, newest_first=False, limit=DISPATCH_BATCH)
+        queued = self.store.queued_oldest_first(limit=DISPATCH_BATCH)
         waiting: set[tuple] = set()  # runs alike to one that must wait now wait too: skip them this round
         for run in queued:
             if self.stopping.is_set() or not round.snapshot.has_free.any():

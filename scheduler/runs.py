@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -89,7 +89,8 @@ class RunRecord:
         return out
 
     def as_row(self) -> dict[str, Any]:
-        return asdict(self)
+        # shallow: the JSON columns are serialised on insert anyway (asdict deep-copies every dict)
+        return {name: getattr(self, name) for name in RUN_FIELD_NAMES}
 
 
 RUN_FIELD_NAMES = tuple(f.name for f in fields(RunRecord))

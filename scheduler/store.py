@@ -6,9 +6,9 @@ import contextlib
 import statistics
 import threading
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -128,8 +128,9 @@ class Store:
         now = self.clock.now()
         try:
             with self.write() as conn:
-                conn.execute(insert(db.runs).values(**run.as_row()))
-                conn.execute(insert(db.run_events).values(run_id=run.id, at=now, state=run.state, message=message))
+                # parameters apart from the statement: one compiled INSERT reused, no per-call cache key
+                conn.execute(insert(db.runs), run.as_row())
+                conn.execute(insert(db.run_events), {"run_id": run.id, "at": now, "state": run.state, "message": message})
         except IntegrityError:
             if run.fire_key is None:
                 raise
@@ -211,6 +212,24 @@ class Store:
             query = query.limit(limit)
         with self.engine.connect() as conn:
             return [_record(r) for r in conn.execute(query)]
+
+    def queued_oldest_first(self, page: int = 16, limit: int = 200) -> Iterator[RunRecord]:
+        """Queued runs, oldest first, read a page at a time (keyset on queued_at, id): a dispatch
+        round that fills its free slots after a few runs does not read a long backlog."""
+        after: tuple[datetime, str] | None = None
+        while limit > 0:
+            query = select(db.runs).where(db.runs.c.state == "QUEUED")
+            if after is not None:
+                at, run_id = after
+                query = query.where(or_(db.runs.c.queued_at > at, and_(db.runs.c.queued_at == at, db.runs.c.id > run_id)))
+            query = query.order_by(db.runs.c.queued_at, db.runs.c.id).limit(min(page, limit))
+            with self.engine.connect() as conn:
+                rows = [_record(r) for r in conn.execute(query)]
+            yield from rows
+            if len(rows) < min(page, limit):
+                return
+            limit -= len(rows)
+            after = (rows[-1].queued_at, rows[-1].id)
 
     def any_queued(self) -> bool:
         with self.engine.connect() as conn:

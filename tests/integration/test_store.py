@@ -127,6 +127,22 @@ def test_list_runs_filters(store, clock):
     assert [r.id for r in store.list_runs(since=clock.now() - timedelta(minutes=5))] == [new.id]
 
 
+def test_the_queue_is_read_oldest_first_a_page_at_a_time(store, clock):
+    queued = []
+    for i in range(7):  # pairs queued in the same instant: the id breaks the tie, nothing is skipped
+        queued.append(make_run(store))
+        if i % 2:
+            clock.advance(1)
+    make_run(store, state="RUNNING")
+    expected = [r.id for r in sorted(queued, key=lambda r: (r.queued_at, r.id))]
+    assert [r.id for r in store.queued_oldest_first(page=2, limit=100)] == expected
+    assert [r.id for r in store.queued_oldest_first(page=3, limit=5)] == expected[:5]
+    pages = store.queued_oldest_first(page=2)
+    first = next(pages)
+    assert store.update_run(expected[3], expect=["QUEUED"], state="STARTING")  # started while the round reads on
+    assert [first.id, *(r.id for r in pages)] == [*expected[:3], *expected[4:]]
+
+
 def test_a_newer_catalog_is_refused(url, clock):
     Store.open(url, clock).close()
     engine = db.make_engine(url)
