@@ -156,13 +156,10 @@ class Store:
         if expect is not None:
             cond = and_(cond, db.runs.c.state.in_(list(expect)))
         with self.write() as conn:
-            changed = conn.execute(update(db.runs).where(cond).values(**values)).rowcount > 0
+            changed = conn.execute(update(db.runs).where(cond), values).rowcount > 0
             if changed and (message or "state" in values):
-                conn.execute(
-                    insert(db.run_events).values(
-                        run_id=run_id, at=self.clock.now(), state=values.get("state"), message=message
-                    )
-                )
+                conn.execute(insert(db.run_events),
+                             {"run_id": run_id, "at": self.clock.now(), "state": values.get("state"), "message": message})
         return changed
 
     def claim_slot(self, run_id: str, shape: str, capacity: int, **values: Any) -> bool:
@@ -176,13 +173,10 @@ class Store:
             if busy >= capacity:
                 return False
             cond = and_(db.runs.c.id == run_id, db.runs.c.state == "QUEUED")
-            changed = conn.execute(update(db.runs).where(cond).values(state="STARTING", shape=shape, **values)).rowcount
+            changed = conn.execute(update(db.runs).where(cond), {**values, "state": "STARTING", "shape": shape}).rowcount
             if changed:
-                conn.execute(
-                    insert(db.run_events).values(
-                        run_id=run_id, at=self.clock.now(), state="STARTING", message=f"placed on {shape}"
-                    )
-                )
+                conn.execute(insert(db.run_events),
+                             {"run_id": run_id, "at": self.clock.now(), "state": "STARTING", "message": f"placed on {shape}"})
             return bool(changed)
 
     def list_runs(
