@@ -432,6 +432,7 @@ def report(
     since: Optional[str] = typer.Option(None, "--since", help="ISO time or a duration back from now (e.g. 7d)."),
     until: Optional[str] = typer.Option(None, "--until", help="ISO time or a duration back from now."),
     group_by: Optional[str] = typer.Option(None, "--group-by", help="Run fields (job, pipeline, step, shape, backend, state, day, week, month) or labels, e.g. team,job."),
+    charge_period: str = typer.Option("month", "--charge-period", help="focus: split runs at month boundaries (FOCUS billing periods) or at every day."),
     as_json: bool = JSON_OPT,
 ):
     """Cost report over the runs that finished in [since, until): spend, idle spend, savings, right-sizing."""
@@ -448,7 +449,8 @@ def report(
             raise SpecError(f"--{name}: {exc}", name, text) from None
     if bounds["since"] and bounds["until"] and bounds["since"] >= bounds["until"]:
         raise SpecError(f"--since {since!r} is not before --until {until!r}", "since", since)
-    summary = write_report(app_ctx.store, fmt, out, bounds["since"], bounds["until"], group_by, now)
+    summary = write_report(app_ctx.store, fmt, out, bounds["since"], bounds["until"], group_by, now,
+                           charge_period=charge_period.lower())
     if as_json:
         return emit(summary)
     console().print(f"wrote {summary['format']} report of {summary['runs']:,} runs (${summary['cost_usd']:,.2f}) to {summary['path']}")

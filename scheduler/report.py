@@ -7,7 +7,7 @@ that frame, so every total is a sum of run records and reconciles with them exac
 
 Formats: ``json`` (the whole report), ``html`` (the same with embedded charts, one standalone
 file), ``csv`` (the breakdown by ``--group-by``), ``parquet`` (one row per run, for data tools),
-``focus`` (FOCUS 1.x columns, one row per run; see ``scheduler.focus``).
+``focus`` (FOCUS 1.x columns, one row per run and charge period; see ``scheduler.focus``).
 """
 
 from __future__ import annotations
@@ -402,11 +402,16 @@ def known_label_keys(store) -> list[str]:
 
 # -- writing -----------------------------------------------------------------------------------
 def write_report(store, fmt: str, out: str | Path, since=None, until=None, group_by=None,
-                 now: datetime | None = None) -> dict[str, Any]:
-    """Write one report file; returns a small summary (path, format, runs, cost)."""
+                 now: datetime | None = None, charge_period: str = "month") -> dict[str, Any]:
+    """Write one report file; returns a small summary (path, format, runs, cost; rows for FOCUS)."""
+    from .focus import CHARGE_PERIODS
+
     fmt = (fmt or "").lower()
     if fmt not in FORMATS:
         raise SpecError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}", "format", fmt)
+    if charge_period not in CHARGE_PERIODS:
+        raise SpecError(f"--charge-period {charge_period!r} is not one of {', '.join(CHARGE_PERIODS)}",
+                        "charge_period", charge_period)
     path = Path(out)
     if path.is_dir():
         raise SpecError(f"--out {str(path)!r} is a directory; give a file path", "out", str(path))
@@ -418,10 +423,13 @@ def write_report(store, fmt: str, out: str | Path, since=None, until=None, group
         if fmt == "focus":
             from .focus import to_focus, write_focus_csv
 
-            write_focus_csv(to_focus(df, label_keys(keys)), path)
+            table = to_focus(df, label_keys(keys), charge_period=charge_period)
+            write_focus_csv(table, path)
+            summary = {"rows": table.num_rows}
         else:
             run_table(df, keys).to_parquet(path, index=False)
-        summary = {"runs": int(len(df)), "cost_usd": float(df["cost_usd"].sum())}
+            summary = {}
+        summary.update(runs=int(len(df)), cost_usd=float(df["cost_usd"].sum()))
     else:
         report = build_report(store, since, until, group_by, now)
         if fmt == "json":

@@ -252,6 +252,49 @@ def test_focus_export_has_every_mandatory_column_with_its_type(store, tmp_path):
     assert (pd.to_numeric(cached["PricingQuantity"]) == 0).all()
 
 
+def add_span(store, i, start, hours, shape="big", cpu=0.25, **extra):
+    """A run of `hours` on `shape` from `start` (a datetime), with its cost at the shape's price."""
+    price = next(s.price_per_hour for s in SHAPES if s.name == shape)
+    return store.create_run(RunRecord(
+        id=f"r-{i:06d}", job="etl", state="SUCCEEDED", shape=shape, backend="local", queued_at=start,
+        started_at=start, ended_at=start + timedelta(hours=hours), duration_s=hours * 3600.0,
+        cost_usd=price * hours, price_per_hour=price, cpu_util_avg=cpu, mem_peak_bytes=GIB, **extra))
+
+
+@pytest.mark.parametrize("period, parts", [("month", 2), ("day", 4)])
+def test_focus_rows_lie_in_one_billing_period_and_add_up_to_the_run(store, tmp_path, period, parts):
+    # 60 h from 18:00 on the last day of March: 6 h in March, 54 h in April (2 more midnights)
+    crossing = add_span(store, 1, datetime(2026, 3, 31, 18, tzinfo=timezone.utc), 60, cpu=0.25, saved_usd=0.0)
+    inside = add_span(store, 2, datetime(2026, 3, 10, 1, tzinfo=timezone.utc), 2)
+    path = tmp_path / "focus.csv"
+    summary = report.write_report(store, "focus", path, charge_period=period)
+    frame = pd.read_csv(path, keep_default_na=False)
+    assert (summary["runs"], summary["rows"], len(frame)) == (2, parts + 1, parts + 1)
+    rows = frame[frame["x_RunId"] == crossing.id]
+    assert len(rows) == parts
+    start, end = pd.to_datetime(rows["ChargePeriodStart"]), pd.to_datetime(rows["ChargePeriodEnd"])
+    assert (pd.to_datetime(rows["BillingPeriodStart"]) <= start).all()
+    assert (end <= pd.to_datetime(rows["BillingPeriodEnd"])).all()
+    assert start.iloc[0] == pd.Timestamp("2026-03-31T18:00:00Z") and end.iloc[-1] == pd.Timestamp("2026-04-03T06:00:00Z")
+    assert (start.iloc[1:].to_numpy() == end.iloc[:-1].to_numpy()).all()  # back to back, no gap or overlap
+    hours = (end - start).dt.total_seconds() / 3600
+    assert rows["BilledCost"].to_numpy() == pytest.approx(1.60 * hours.to_numpy())
+    assert rows["BilledCost"].sum() == pytest.approx(crossing.cost_usd, abs=1e-12)
+    assert rows["PricingQuantity"].sum() == pytest.approx(60.0)
+    assert rows["x_IdleCost"].sum() == pytest.approx(crossing.cost_usd * 0.75)
+    assert rows["x_DurationSeconds"].sum() == pytest.approx(60 * 3600.0)
+    assert set(rows["x_CpuUtilization"]) == {0.25}
+    if period == "month":
+        assert list(rows["BilledCost"]) == pytest.approx([1.60 * 6, 1.60 * 54])
+    assert frame.loc[frame["x_RunId"] == inside.id, "BilledCost"].item() == pytest.approx(inside.cost_usd)
+
+
+def test_a_bad_charge_period_is_refused_naming_it(store, tmp_path):
+    with pytest.raises(SpecError, match="--charge-period 'week'"):
+        report.write_report(store, "focus", tmp_path / "f.csv", charge_period="week")
+    assert not (tmp_path / "f.csv").exists()
+
+
 @pytest.mark.parametrize("fmt", ["csv", "json", "parquet", "html"])
 def test_every_format_writes_a_file_whose_totals_reconcile(store, tmp_path, fmt):
     history(store)
