@@ -65,15 +65,19 @@ def apply(cli, root, name, text):
     assert proc.returncode == 0, proc.stderr
 
 
-
-
 def test_interval_schedule_produces_runs_and_edits_take_effect(cli, project, daemons):
     apply(cli, project, "tick.yaml", "kind: Job\nname: tick\nartifact: tick.py\nschedule: {interval: 2s}\n")
     daemons()
     wait_until(lambda: len([r for r in cli.json("runs", "--job", "tick") if r["state"] == "SUCCEEDED"]) >= 2, timeout=15)
     # edit the schedule while the daemon runs: remove it, and no new run appears
     apply(cli, project, "tick.yaml", "kind: Job\nname: tick\nartifact: tick.py\n")
-    time.sleep(2.5)  # the daemon notices catalog changes within a second
+
+    def no_new_run_for_3s():  # a live 2 s schedule would fire in any 3 s window
+        count = len(cli.json("runs", "--job", "tick"))
+        time.sleep(3)
+        return len(cli.json("runs", "--job", "tick")) == count
+
+    assert wait_until(no_new_run_for_3s, timeout=20)  # the daemon notices catalog changes within seconds
     before = len(cli.json("runs", "--job", "tick"))
     time.sleep(4.5)
     assert len(cli.json("runs", "--job", "tick")) == before
