@@ -11,8 +11,6 @@ from tests.daemon_harness import DaemonProcess, wait_until
 pytestmark = pytest.mark.postgres
 
 
-
-
 def test_leader_standby_takeover_and_each_fire_once(fresh_pg, home, tmp_path):
     cli = Cli(home, fresh_pg)
     write(tmp_path / "tick.py", "print('tick')\n")
@@ -46,6 +44,13 @@ def test_leader_standby_takeover_and_each_fire_once(fresh_pg, home, tmp_path):
         takeover_s = time.monotonic() - killed_at
         assert takeover_s < 5, takeover_s
         time.sleep(4)
+        # stop the schedule and let the new leader finish what it started: a SIGTERM'd daemon leaves
+        # runs in flight to the next leader, and there is none after this test
+        write(tmp_path / "docs.yaml", "kind: Job\nname: tick\nartifact: tick.py\n")
+        assert cli("apply", str(tmp_path / "docs.yaml")).returncode == 0, "apply failed"
+        live = ("QUEUED", "STARTING", "RUNNING")
+        wait_until(lambda: not [r for r in cli.json("runs", "--job", "tick", "--limit", "1000") if r["state"] in live],
+                   timeout=30)
     finally:
         standby.stop()
         leader.stop()
