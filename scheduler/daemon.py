@@ -236,7 +236,7 @@ class Daemon:
 
         def watch():
             try:
-                current = self.engine.launch(run.id) if launch else run
+                current = self.engine.launch(run.id, run) if launch else run
                 if current.state in LIVE_STATES:
                     self.engine.supervise(current)
             except Exception:  # noqa: BLE001

@@ -10,6 +10,7 @@ import os
 import sys
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 from typing import Callable
 
@@ -178,15 +179,19 @@ class Engine:
             )
             if claimed:
                 round.took(shape.name)
-                return self.launch(run.id) if launch else self.store.get_run(run.id)
+                # what claim_slot wrote, without reading it back (a dispatch round claims many runs)
+                placed = replace(run, state=STARTING, shape=shape.name, backend=shape.backend,
+                                 price_per_hour=shape.price_per_hour, placement=info, handle=self.owner)
+                return self.launch(run.id, placed) if launch else placed
             current = self.store.get_run(run.id)
             if current.state != QUEUED:
                 return None  # canceled, or started by another supervisor
             round = self.new_round()
         return None
 
-    def launch(self, run_id: str) -> RunRecord:
-        run = self.store.get_run(run_id)
+    def launch(self, run_id: str, run: RunRecord | None = None) -> RunRecord:
+        """Start a STARTING run on its shape (``run``: its record when the caller just wrote it)."""
+        run = run or self.store.get_run(run_id)
         job = JobSpec.model_validate(run.spec)
         shape = self.shape_index().by_name.get(run.shape)
         if shape is None:
@@ -198,16 +203,11 @@ class Engine:
             return self._finish_unlaunched(run_id, FAILED, f"launch failed: {exc}")
         now = self.clock.now()
         started = run.started_at or now
-        self.store.update_run(
-            run_id,
-            expect=[STARTING],
-            state=RUNNING,
-            started_at=started,
-            deadline_at=started + timedelta(seconds=job.max_runtime),
-            handle=handle,
-            artifacts_dir=str(spec.dirs["artifacts"]),
-            message=f"launched on {shape.name} ({shape.backend}), attempt {run.attempt + 1}",
-        )
+        running = dict(state=RUNNING, started_at=started, deadline_at=started + timedelta(seconds=job.max_runtime),
+                       handle=handle, artifacts_dir=str(spec.dirs["artifacts"]))
+        if self.store.update_run(run_id, expect=[STARTING], **running,
+                                 message=f"launched on {shape.name} ({shape.backend}), attempt {run.attempt + 1}"):
+            return replace(run, **running)
         return self.store.get_run(run_id)
 
     # -- supervision ---------------------------------------------------------------------------
