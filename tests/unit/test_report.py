@@ -109,6 +109,21 @@ def test_totals_reconcile_with_run_records_to_the_cent(store):
     assert none_team["cost_usd"].sum() == pytest.approx(math.fsum(r.cost_usd for r in runs if r.job == "fat"))
 
 
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # rowid slices: the SQLite columnar reader's
+def test_a_big_sqlite_history_is_read_in_parallel_slices_with_the_same_result(store, monkeypatch):
+    assert store.dialect == "sqlite"
+    history(store)
+    serial = report.load_runs(store, labels=["team"], detail=True)
+    monkeypatch.setattr(report, "PARALLEL_READ_ROWS", 0)
+    monkeypatch.setattr("os.cpu_count", lambda: 3)
+    slices = report._rowid_ranges(store)
+    assert len(slices) == 3 and slices[0][0] == 1 and all(a[1] + 1 == b[0] for a, b in zip(slices, slices[1:]))
+    query = report.runs_query("sqlite", labels=["team"], detail=True)
+    assert report._read_columnar(store, query, [c.name for c in query.selected_columns]) is not None  # no fallback
+    parallel = report.load_runs(store, labels=["team"], detail=True)
+    pd.testing.assert_frame_equal(serial, parallel)
+
+
 def test_period_is_by_end_time_half_open(store):
     history(store)
     since, until = T0 + timedelta(days=5), T0 + timedelta(days=10)
