@@ -13,6 +13,7 @@ file), ``csv`` (the breakdown by ``--group-by``), ``parquet`` (one row per run, 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -126,6 +127,8 @@ def _read_columnar(store, query, names: list[str]) -> dict[str, Any] | None:
             ranged = query if part is None else query.where(sql_text(f"runs.rowid BETWEEN {part[0]} AND {part[1]}"))
             sql = str(ranged.compile(dialect=store.engine.dialect, compile_kwargs={"literal_binds": True}))
             with adbc.connect(path) as conn, conn.cursor() as cursor:
+                # connections opening a WAL database together can meet a short lock: wait, as the store does
+                cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
                 cursor.execute(sql)
                 return cursor.fetch_arrow_table()
 
@@ -137,7 +140,8 @@ def _read_columnar(store, query, names: list[str]) -> dict[str, Any] | None:
                 table = pa.concat_tables(list(pool.map(fetch, parts)))
         else:
             table = fetch(None)
-    except Exception:  # noqa: BLE001 - no driver, or a literal it cannot render: the row path reads it
+    except Exception as exc:  # noqa: BLE001 - no driver, or a literal it cannot render: the row path reads it
+        logging.getLogger(__name__).debug("columnar read not used: %s", exc)
         return None
     if table.num_rows == 0:
         return None
@@ -158,6 +162,7 @@ def _read_columnar(store, query, names: list[str]) -> dict[str, Any] | None:
 
 
 PARALLEL_READ_ROWS = 200_000  # below this one connection reads the runs table as fast
+BUSY_TIMEOUT_MS = 60_000
 
 
 def _rowid_ranges(store) -> list[tuple[int, int] | None]:
