@@ -17,6 +17,7 @@ Backends never touch the store; the engine records what they report.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -73,6 +74,29 @@ class Executor(Protocol):
     def describe(self, spec: LaunchSpec) -> dict[str, Any]: ...
 
     def forget(self, handle: dict[str, Any]) -> None: ...
+
+
+class TrackedRuns:
+    """What an executor keeps in memory about the runs it watches, by run id (thread-safe)."""
+
+    def __init__(self):
+        self._runs: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _get(self, handle: dict[str, Any]):
+        with self._lock:
+            return self._runs.get(handle.get("run_id"))
+
+    def _tracked(self, handle: dict[str, Any]):
+        """The run as tracked here, adopting it first when this process has not seen it (after a
+        restart); None when it is gone."""
+        tracked = self._get(handle)
+        if tracked is None and self.adopt(handle):
+            tracked = self._get(handle)
+        return tracked
+
+    def adopt(self, handle: dict[str, Any]) -> bool:
+        raise NotImplementedError
 
 
 def redacted_env(spec: LaunchSpec) -> dict[str, str]:

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..errors import CostwiseError
 from ..gpu import GPU, GpuSamples
-from .base import ExitStatus, LaunchSpec, Usage
+from .base import ExitStatus, LaunchSpec, TrackedRuns, Usage
 from .logcopy import LogCopier, parse_ts
 
 RUN_LABEL = "costwise-run-id"
@@ -60,15 +60,14 @@ class _Tracked:
     log_thread: threading.Thread | None = None
 
 
-class DockerExecutor:
+class DockerExecutor(TrackedRuns):
     backend = "docker"
 
     def __init__(self, client=None, gpu=GPU, remove: bool = True):
         self._client = client
         self._gpu = gpu
         self._remove = remove
-        self._runs: dict[str, _Tracked] = {}
-        self._lock = threading.Lock()
+        super().__init__()
         self._ncpu: int | None = None
 
     @property
@@ -192,10 +191,6 @@ class DockerExecutor:
                          name=f"docker-wait-{tracked.run_id}").start()
         return tracked
 
-    def _get(self, handle) -> _Tracked | None:
-        with self._lock:
-            return self._runs.get(handle.get("run_id"))
-
     def _copy_logs(self, tracked: _Tracked) -> None:
         import docker
 
@@ -243,11 +238,9 @@ class DockerExecutor:
 
     # -- waiting -------------------------------------------------------------------------------
     def wait(self, handle: dict[str, Any], timeout: float) -> ExitStatus | None:
-        tracked = self._get(handle)
+        tracked = self._tracked(handle)
         if tracked is None:
-            if not self.adopt(handle):
-                return ExitStatus(None, "lost")
-            tracked = self._get(handle)
+            return ExitStatus(None, "lost")
         return tracked.final if tracked.done.wait(max(timeout, 0.0)) else None
 
     # -- utilization ---------------------------------------------------------------------------
@@ -289,11 +282,9 @@ class DockerExecutor:
         """``docker stop``: SIGTERM, SIGKILL after the grace period; returns once it is removed."""
         import docker
 
-        tracked = self._get(handle)
+        tracked = self._tracked(handle)
         if tracked is None:
-            if not self.adopt(handle):
-                return ExitStatus(None, "lost")
-            tracked = self._get(handle)
+            return ExitStatus(None, "lost")
         if tracked.done.is_set():
             return tracked.final
         try:

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CostwiseError
-from .base import ExitStatus, LaunchSpec, Usage
+from .base import ExitStatus, LaunchSpec, TrackedRuns, Usage
 from .k8s_manifest import CONTAINER, DEFAULT_TTL_S, LOG_ANNOTATION, RUN_LABEL, job_manifest, job_name, parse_quantity
 from .logcopy import LogCopier
 
@@ -64,7 +64,7 @@ class _Tracked:
     log_thread: threading.Thread | None = None
 
 
-class KubernetesExecutor:
+class KubernetesExecutor(TrackedRuns):
     backend = "kubernetes"
     retries_itself = True  # backoffLimit: the Job retries failed pods, the engine must not retry again
 
@@ -75,8 +75,7 @@ class KubernetesExecutor:
         self.poll_s = poll_s
         self.ttl_s = ttl_s
         self.home_claim = home_claim or os.environ.get("COSTWISE_K8S_HOME_CLAIM")
-        self._runs: dict[str, _Tracked] = {}
-        self._lock = threading.Lock()
+        super().__init__()
         self._metrics = True
 
     # -- the API -------------------------------------------------------------------------------
@@ -167,17 +166,11 @@ class KubernetesExecutor:
         tracked.log_thread.start()
         return tracked
 
-    def _get(self, handle) -> _Tracked | None:
-        with self._lock:
-            return self._runs.get(handle.get("run_id"))
-
     # -- status --------------------------------------------------------------------------------
     def wait(self, handle: dict[str, Any], timeout: float) -> ExitStatus | None:
-        tracked = self._get(handle)
+        tracked = self._tracked(handle)
         if tracked is None:
-            if not self.adopt(handle):
-                return ExitStatus(None, "lost")
-            tracked = self._get(handle)
+            return ExitStatus(None, "lost")
         end = time.monotonic() + max(timeout, 0.0)
         while tracked.final is None:
             now = time.monotonic()
@@ -306,11 +299,9 @@ class KubernetesExecutor:
         """Delete the Job (foreground: its pods get SIGTERM, SIGKILL after the grace) and wait until it is gone."""
         from kubernetes.client.exceptions import ApiException
 
-        tracked = self._get(handle)
+        tracked = self._tracked(handle)
         if tracked is None:
-            if not self.adopt(handle):
-                return ExitStatus(None, "lost")
-            tracked = self._get(handle)
+            return ExitStatus(None, "lost")
         if tracked.final is not None:
             return tracked.final
         batch = self._batch()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import select
 import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import psutil
 
 from ..gpu import GPU, GpuSamples
-from .base import ExitStatus, LaunchSpec, Usage, redacted_env
+from .base import ExitStatus, LaunchSpec, TrackedRuns, Usage, redacted_env
 
 # $0: the exit-code file, $1: the working directory, then the command line
 WRAPPER = 'cd "$1" || exit 127; shift; "$@"; rc=$?; echo "$rc" > "$0"; exit "$rc"'
@@ -45,12 +44,11 @@ class _Tracked:
     final: ExitStatus | None = None
 
 
-class LocalExecutor:
+class LocalExecutor(TrackedRuns):
     backend = "local"
 
     def __init__(self, gpu=GPU):
-        self._runs: dict[str, _Tracked] = {}
-        self._lock = threading.Lock()
+        super().__init__()
         self._gpu = gpu
 
     # -- launch --------------------------------------------------------------------------------
@@ -108,10 +106,6 @@ class LocalExecutor:
         with self._lock:
             self._runs[handle["run_id"]] = tracked
         return tracked
-
-    def _get(self, handle) -> _Tracked | None:
-        with self._lock:
-            return self._runs.get(handle["run_id"])
 
     # -- waiting -------------------------------------------------------------------------------
     def wait(self, handle: dict[str, Any], timeout: float) -> ExitStatus | None:
@@ -226,12 +220,10 @@ class LocalExecutor:
 
     # -- stopping ------------------------------------------------------------------------------
     def cancel(self, handle: dict[str, Any], grace_s: float) -> ExitStatus:
-        tracked = self._get(handle)
+        tracked = self._tracked(handle)
         if tracked is None:
-            if not self.adopt(handle):
-                self._terminate(handle, None, self._collect(handle, None), grace_s)
-                return ExitStatus(self._exit_file_code(handle), "lost")
-            tracked = self._get(handle)
+            self._terminate(handle, None, self._collect(handle, None), grace_s)
+            return ExitStatus(self._exit_file_code(handle), "lost")
         if tracked.final is not None:
             return tracked.final
         self._terminate(handle, tracked, self._collect(handle, tracked), grace_s)
