@@ -1,24 +1,23 @@
-"""Shape documents from a price-catalog CSV (the SkyPilot catalog schema: columns selected by name).
+"""Shape documents from a price-catalog CSV: the one loader stacks, the replay and costwise share.
 
-Reads the default catalog shipped under `stacks/prices/` as well as SkyPilot-style catalogs (Azure,
-Lambda, Vast, ...): `#` lines are comments; one row per instance type and region; the row in the
-wanted region is taken, else the cheapest one.
+Reads the default catalog shipped under `stacks/prices/` and SkyPilot-schema catalogs in every
+layout clouds publish (GPU columns on the VM row; GPUs priced on rows of their own and attached to
+host VMs; GPU families implied by the VM's name): see ``scheduler.price_catalog``, which does the
+parsing without I/O. `#` lines are comments. Per instance type the row in the wanted region is
+taken, else the cheapest one. Rows that yield no shape are counted by reason (``PriceCatalog.skipped``).
 """
 
 from __future__ import annotations
 
-import ast
 import csv
 import fnmatch
 import re
 from pathlib import Path
 from typing import Iterable
 
-# Per-GPU memory (GiB) for catalogs that do not say it (Azure's GpuInfo holds only the name).
-GPU_MEMORY_GIB = {
-    "T4": 16, "A10": 24, "A10G": 24, "L4": 24, "V100": 16, "V100-32GB": 32, "A100": 40, "A100-80GB": 80,
-    "H100": 80, "H200": 141, "L40S": 48, "A6000": 48, "MI300X": 192, "GH200": 96, "B200": 180,
-}
+from scheduler.price_catalog import CatalogError, Offer, PriceCatalog, parse_catalog
+
+__all__ = ["CatalogError", "PriceCatalog", "load_catalog", "load_shapes", "read_rows", "shape_name", "shape_document"]
 
 
 def shape_name(instance_type: str) -> str:
@@ -26,30 +25,20 @@ def shape_name(instance_type: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", instance_type).strip("-.")[:63]
 
 
-def _number(text: str | None) -> float | None:
-    try:
-        return float(text) if text not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def _gpu_memory(row: dict, gpu: str) -> float:
-    given = _number(row.get("GpuMemoryGiB"))
-    if given is not None:
-        return given
-    info = row.get("GpuInfo") or ""
-    if info.startswith("{"):
-        try:
-            gpus = ast.literal_eval(info).get("Gpus") or []
-            return round(gpus[0]["MemoryInfo"]["SizeInMiB"] / 1024, 1)
-        except (ValueError, SyntaxError, KeyError, IndexError, TypeError):
-            pass
-    return float(GPU_MEMORY_GIB.get(gpu, 0))
-
-
 def read_rows(path: str | Path) -> list[dict]:
     with open(path, newline="") as handle:
         return list(csv.DictReader(line for line in handle if not line.startswith("#")))
+
+
+def load_catalog(path: str | Path) -> PriceCatalog:
+    """Every offer in the file, with the skipped rows counted by reason; CatalogError names the file."""
+    try:
+        with open(path, newline="") as handle:
+            return parse_catalog(handle)
+    except CatalogError as error:
+        raise CatalogError(f"{path}: {error}") from None
+    except UnicodeDecodeError as error:
+        raise CatalogError(f"{path}: not a UTF-8 text file ({error.reason} at byte {error.start})") from None
 
 
 def load_shapes(
@@ -61,35 +50,25 @@ def load_shapes(
 ) -> list[dict]:
     """Shape documents for the instance types matching `include` (glob patterns), cheapest first."""
     patterns = list(include)
-    best: dict[str, dict] = {}
-    for row in read_rows(path):
-        kind = row.get("InstanceType") or ""
-        price = _number(row.get("Price"))
-        if not kind or not price or not any(fnmatch.fnmatchcase(kind, p) for p in patterns):
-            continue
-        if region and row.get("Region") != region:
-            continue
-        if kind not in best or price < _number(best[kind]["Price"]):
-            best[kind] = row
-    return sorted((_shape(row, backend, capacity) for row in best.values()), key=lambda d: (d["price_per_hour"], d["name"]))
+    offers = [o for o in load_catalog(path).cheapest(region)
+              if any(fnmatch.fnmatchcase(o.instance_type, p) for p in patterns)]
+    docs = (shape_document(o, backend, capacity) for o in offers)
+    return sorted(docs, key=lambda d: (d["price_per_hour"], d["name"]))
 
 
-def _shape(row: dict, backend: str, capacity: int) -> dict:
-    gpu = (row.get("AcceleratorName") or "").strip() or None
-    gpus = _number(row.get("AcceleratorCount")) or 0.0
-    spot = _number(row.get("SpotPrice"))
-    doc = {
-        "name": shape_name(row["InstanceType"]),
+def shape_document(offer: Offer, backend: str, capacity: int) -> dict:
+    """A Shape document (the schema `costwise apply` and provider.ComputeShape take) for an offer."""
+    return {
+        "name": shape_name(offer.instance_type),
         "backend": backend,
-        "vcpus": _number(row.get("vCPUs")),
-        "memory_gib": _number(row.get("MemoryGiB")),
-        "gpus": gpus if gpu else 0.0,
-        "gpu_type": gpu if gpus else None,
-        "gpu_memory_gib": _gpu_memory(row, gpu) if gpu and gpus else 0.0,
-        "price_per_hour": _number(row.get("Price")),
-        "spot_price_per_hour": spot if spot else None,  # 0 means "no spot market", not "free"
+        "vcpus": offer.vcpus,
+        "memory_gib": offer.memory_gib,
+        "gpus": offer.gpus,
+        "gpu_type": offer.gpu_type,
+        "gpu_memory_gib": offer.gpu_memory_gib,
+        "price_per_hour": offer.price_per_hour,
+        "spot_price_per_hour": offer.spot_price_per_hour,
         "capacity": capacity,
-        "region": row.get("Region") or None,
-        "labels": {"node.kubernetes.io/instance-type": row["InstanceType"]} if backend == "kubernetes" else {},
+        "region": offer.region,
+        "labels": {"node.kubernetes.io/instance-type": offer.host} if backend == "kubernetes" else {},
     }
-    return doc
