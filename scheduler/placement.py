@@ -1,22 +1,46 @@
 """Cheapest-fit placement: pure functions over a snapshot of shapes, usage and run history.
 
-No I/O, no clock of its own (``now`` is passed in). ``place`` is the fast decision the engine and
-daemon call for every queued run; ``explain`` ranks every shape with its reasons for people.
+No I/O, no clock of its own (``now`` is passed in). ``place`` is the fast decision the engine, the
+daemon and the replay call for every queued run; ``explain`` ranks every shape with its reasons for
+people. Expected durations come from ``duration_model`` (the job's own runs shrunk towards the
+hardware prior of ``priors``), so a shape this job never ran on is priced by what its hardware is
+worth, and one with little evidence may be tried (exploration, below).
+
+Exploring: a fitting shape whose hardware class has fewer than ``EXPLORE_RUNS`` runs of this job is
+ranked by an optimistic cost, ``EXPLORE_Z`` standard deviations of its class's speed-up below its
+expected cost (a lower confidence bound). It is tried when that beats the incumbent; each run there
+narrows the bound, and after ``EXPLORE_RUNS`` runs it competes on its expected cost alone -- so
+exploration stops where it keeps losing. A job without any history is not explored with (its first
+run goes where the prior says).
+
+Wait or spill: when the cheapest expected shape is full, the snapshot's ``expected_wait_s`` (from
+the caller: the runs ahead and the running runs' expected remaining time, ``expected_wait``) says
+how long a slot will take. A run spills at once to the cheapest free shape when the expected wait
+passes what is left of its ``max_wait``; it waits for a full shape only when that saves at least
+``MIN_SAVING`` of the cost now plus ``VALUE_OF_TIME_PER_HOUR`` per hour of waiting (0 by default:
+costwise counts money, and ``max_wait`` is the user's bound on time). Without wait estimates it
+waits up to ``max_wait`` for a real saving, then spills (the daemon today).
 """
 
 from __future__ import annotations
 
-import statistics
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from . import duration_model as dm
 from .specs import Requirements, ShapeSpec
 
 
 MASK_CACHE_SIZE = 4096
+EXPLORE_Z = 0.5
+EXPLORE_RUNS = 2
+MIN_SAVING = 0.05  # below 5 % the estimates' own error is larger than the saving
+VALUE_OF_TIME_PER_HOUR = 0.0
+LINDY = 1.0  # a run past its expected end is expected to last as long again as it already has
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +53,7 @@ class PlacementRequest:
     declared_duration_s: float | None = None
     max_wait_s: float = 600.0
     queued_at: datetime | None = None
+    in_flight: Mapping[str, int] | None = None  # this job's runs started and not finished, per shape
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +62,11 @@ class Candidate:
     backend: str
     price_per_hour: float
     expected_duration_s: float | None
-    duration_source: str  # history | similar shapes | job history | declared | none (price order)
+    duration_source: str  # history | similar shapes | prior | declared | exploring | none (price order)
     expected_cost_usd: float | None
     free_slots: int
+    duration_sd: float | None = None  # log-space standard deviation of the estimate
+    expected_wait_s: float | None = None
 
     @property
     def sort_key(self) -> tuple:
@@ -60,11 +87,6 @@ class Decision:
 class Explanation:
     ranked: list[Candidate]
     rejected: list[tuple[str, list[str]]] = field(default_factory=list)
-
-
-def speed_class(shape: ShapeSpec) -> tuple[str, float]:
-    """Shapes of one class are assumed to run a job equally fast (same GPU type and count)."""
-    return ((shape.gpu_type or "cpu").lower(), shape.gpus)
 
 
 def fit_problems(req: PlacementRequest, shape: ShapeSpec) -> list[str]:
@@ -111,112 +133,96 @@ class ShapeIndex:
         self.shapes = sorted(shapes, key=lambda s: (s.price_per_hour, s.name))
         self.by_name = {s.name: s for s in self.shapes}
         self.position = {s.name: i for i, s in enumerate(self.shapes)}
-        self.classes: dict[tuple[str, float], list[ShapeSpec]] = {}
-        for shape in self.shapes:
-            self.classes.setdefault(speed_class(shape), []).append(shape)
-        class_ids = {cls: i for i, cls in enumerate(self.classes)}
-        self.class_of = {s.name: class_ids[speed_class(s)] for s in self.shapes}
-        self.class_ids = class_ids
         col = lambda f: np.array([f(s) for s in self.shapes], dtype=float)  # noqa: E731
         self.vcpus = col(lambda s: s.vcpus)
         self.memory = col(lambda s: s.memory_gib)
         self.gpus = col(lambda s: s.gpus)
         self.gpu_memory = col(lambda s: s.gpu_memory_gib)
         self.price = col(lambda s: s.price_per_hour)
+        self.log_price = np.log(np.maximum(self.price, 1e-12))
         self.capacity = col(lambda s: s.capacity)
         self.gpu_type = np.array([(s.gpu_type or "").lower() for s in self.shapes], dtype=object)
         self.backend = np.array([s.backend for s in self.shapes], dtype=object)
         self.is_local = self.backend == "local"
-        self.class_id = np.array([self.class_of[s.name] for s in self.shapes], dtype=np.int32)
-        self.masks: dict[tuple, np.ndarray] = {}
+        self.prior = {kind: dm.PriorColumns.build(self.shapes, kind) for kind in (True, False)}
+        self.masks: dict[tuple, FitView] = {}
 
-    def snapshot(self, in_use: Mapping[str, int]) -> "Snapshot":
-        return Snapshot(self, in_use)
+    def snapshot(self, in_use: Mapping[str, int], expected_wait_s: Mapping[str, float] | None = None) -> "Snapshot":
+        return Snapshot(self, in_use, expected_wait_s)
 
 
 class Snapshot:
-    """Shapes plus the slots in use at one moment: what a batch of placements is decided against."""
+    """Shapes plus the slots in use at one moment: what a batch of placements is decided against.
+    ``expected_wait_s``: seconds until a slot of a full shape is expected to be this run's (NaN: unknown)."""
 
-    def __init__(self, index: ShapeIndex, in_use: Mapping[str, int]):
+    def __init__(self, index: ShapeIndex, in_use: Mapping[str, int], expected_wait_s: Mapping[str, float] | None = None):
         self.index = index
         self.in_use = in_use
         used = np.array([in_use.get(s.name, 0) for s in index.shapes], dtype=float)
         self.free = index.capacity - used
         self.has_free = self.free > 0
+        self.wait_s = np.full(len(index.shapes), np.nan)
+        for name, seconds in (expected_wait_s or {}).items():
+            if name in index.position:
+                self.wait_s[index.position[name]] = seconds
 
 
-SHRINK_RUNS = 10  # a shape's median counts as much as the job's overall one after this many runs
+def expected_remaining(expected_s: float | None, elapsed_s: float) -> float | None:
+    """Seconds a running run is expected still to need (past its estimate: ``LINDY`` x its age)."""
+    if expected_s is None:
+        return None
+    return expected_s - elapsed_s if elapsed_s < expected_s else LINDY * elapsed_s
 
 
-def _shrink(median: float, runs: int | None, prior: float | None) -> float:
-    if runs is None or prior is None:
-        return median
-    return (runs * median + SHRINK_RUNS * prior) / (runs + SHRINK_RUNS)
+def expected_wait(free_slots: int, remaining_s: Sequence[float], ahead: int = 0) -> float:
+    """Seconds until a slot is this run's: ``ahead`` runs queued before it take the first releases;
+    past the running runs' ends, each further round of releases is taken to last as long again as
+    the mean remaining time."""
+    k = ahead - max(free_slots, 0)
+    if k < 0:
+        return 0.0
+    releases = sorted(remaining_s)
+    if not releases:
+        return math.inf
+    rounds, slot = divmod(k, len(releases))
+    return releases[slot] + rounds * 2 * sum(releases) / len(releases)
 
 
-class DurationModel:
-    """Expected duration of one job per shape: its own history, similar shapes, the job's history
-    anywhere, or its declared estimate.
+@dataclass(frozen=True)
+class FitView:
+    """The shapes one kind of request fits, in index order, with their prior columns (memoised)."""
 
-    ``history`` maps a shape to the median duration of the job's recent successful runs there, or to
-    (median, number of runs); with the count, a median from few runs is shrunk towards the job's
-    median over all shapes (durations are heavy-tailed, so two runs say little about a shape)."""
+    pos: np.ndarray
+    log_price: np.ndarray
+    gpu_job: bool
+    log_speed: np.ndarray
+    class_id: np.ndarray
+    view_of: dict[int, int]
 
-    def __init__(self, index: ShapeIndex, history: Mapping[str, Any], declared: float | None):
-        raw = {k: (v if isinstance(v, tuple) else (v, None)) for k, v in history.items() if k in index.by_name}
-        self.job = statistics.median(m for m, _ in raw.values()) if raw else None
-        # few runs on a shape say little (durations are heavy-tailed): shrink towards the job's median
-        self.history = {k: _shrink(m, n, self.job) for k, (m, n) in raw.items()}
-        per_class: dict[tuple[str, float], list[float]] = {}
-        for name, seconds in self.history.items():
-            per_class.setdefault(speed_class(index.by_name[name]), []).append(seconds)
-        self.per_class = {k: statistics.median(v) for k, v in per_class.items()}
-        self.declared = declared
-
-    def class_estimate(self, cls: tuple[str, float]) -> tuple[float | None, str]:
-        if cls in self.per_class:
-            return self.per_class[cls], "similar shapes"
-        if self.job is not None:
-            return self.job, "job history"
-        if self.declared is not None:
-            return self.declared, "declared"
-        return None, "none (price order)"
-
-    def estimate(self, shape: ShapeSpec) -> tuple[float | None, str]:
-        if shape.name in self.history:
-            return self.history[shape.name], "history"
-        return self.class_estimate(speed_class(shape))
-
-    def expected_seconds(self, index: ShapeIndex) -> np.ndarray | None:
-        """Per-shape expected seconds in index order; None when there is nothing to go on."""
-        base = self.job if self.job is not None else self.declared
-        if base is None:
-            return None
-        seconds = np.full(len(index.shapes), base, dtype=float)
-        for cls, value in self.per_class.items():
-            seconds[index.class_id == index.class_ids[cls]] = value
-        for name, value in self.history.items():
-            seconds[index.position[name]] = value
-        return seconds
+    @classmethod
+    def build(cls, index: ShapeIndex, mask: np.ndarray, gpu_job: bool) -> "FitView":
+        pos = np.flatnonzero(mask)
+        prior = index.prior[gpu_job]
+        return cls(pos, index.log_price[pos], gpu_job, prior.log_speed[pos], prior.class_id[pos],
+                   {int(p): i for i, p in enumerate(pos)})
 
 
-def _candidate(shape: ShapeSpec, model: DurationModel, in_use: Mapping[str, int]) -> Candidate:
-    seconds, source = model.estimate(shape)
-    cost = None if seconds is None else shape.price_per_hour * seconds / 3600.0
-    free = max(shape.capacity - in_use.get(shape.name, 0), 0)
-    return Candidate(shape.name, shape.backend, shape.price_per_hour, seconds, source, cost, free)
+def fit_view(req: PlacementRequest, index: ShapeIndex) -> FitView:
+    """Which shapes can take the request, ignoring capacity (memoised per index: the same job is
+    placed again and again, so its requirements recur)."""
+    r = req.requirements
+    key = (r.cpus, r.memory_gib, r.gpus, r.gpu_memory_gib, r.gpu_type, req.has_image, req.backends, req.pinned_shape)
+    view = index.masks.get(key)
+    if view is None:
+        if len(index.masks) >= MASK_CACHE_SIZE:
+            index.masks.clear()
+        view = index.masks[key] = FitView.build(index, _fit_mask(req, index), r.gpus > 0)
+    return view
 
 
 def fit_mask(req: PlacementRequest, index: ShapeIndex) -> np.ndarray:
-    """Which shapes (in index order) can take the request, ignoring capacity (memoised per index:
-    the same job is placed again and again, so its requirements recur)."""
-    r = req.requirements
-    key = (r.cpus, r.memory_gib, r.gpus, r.gpu_memory_gib, r.gpu_type, req.has_image, req.backends, req.pinned_shape)
-    mask = index.masks.get(key)
-    if mask is None:
-        if len(index.masks) >= MASK_CACHE_SIZE:
-            index.masks.clear()
-        mask = index.masks[key] = _fit_mask(req, index)
+    mask = np.zeros(len(index.shapes), dtype=bool)
+    mask[fit_view(req, index).pos] = True
     return mask
 
 
@@ -241,61 +247,150 @@ def _fit_mask(req: PlacementRequest, index: ShapeIndex) -> np.ndarray:
     return mask
 
 
+class Estimates:
+    """A request's view with its fitted durations: log costs, optimistic log costs, candidates."""
+
+    def __init__(self, req: PlacementRequest, index: ShapeIndex, history: Mapping[str, Any]):
+        self.index, self.view = index, fit_view(req, index)
+        entries = dm.history_entries(history, index.position) if history else []
+        view = self.view
+        self.fit = None
+        if len(view.pos) and (entries or req.declared_duration_s is not None):
+            self.fit = dm.fit(index.prior[view.gpu_job], view.log_speed, view.class_id, view.view_of, entries,
+                              req.declared_duration_s)
+        if self.fit is None:
+            self.cost = self.optimistic = view.log_price
+        else:
+            self.cost = view.log_price + self.fit.mu
+            self.optimistic = self.cost
+            if entries:  # a lower confidence bound where the job has (almost) no runs on that hardware
+                bonus = EXPLORE_Z * np.sqrt(self.fit.class_var) * (self.fit.class_runs < EXPLORE_RUNS)
+                self.optimistic = self.cost - bonus[view.class_id]
+                if req.in_flight:
+                    self._one_trial_at_a_time(req.in_flight, index)
+
+    def _one_trial_at_a_time(self, in_flight: Mapping[str, int], index: ShapeIndex) -> None:
+        """Hardware this job has not proven itself on takes one of its runs at a time: a job whose
+        runs overlap would otherwise send every one of them to a prior's guess before the first
+        comes back."""
+        class_ids = index.prior[self.view.gpu_job].class_id_list
+        trying = {class_ids[index.position[name]] for name, n in in_flight.items() if n > 0 and name in index.position}
+        incumbent = int(self.fit.class_runs.argmax())
+        blocked = [k for k in trying if self.fit.class_runs[k] < EXPLORE_RUNS and k != incumbent]
+        if blocked:
+            mask = np.isin(self.view.class_id, blocked)
+            if not mask.all():
+                self.cost = np.where(mask, np.inf, self.cost)
+                self.optimistic = np.where(mask, np.inf, self.optimistic)
+
+    def candidate(self, i: int, snapshot_in_use: Mapping[str, int], exploring: bool = False,
+                  wait_s: float | None = None) -> Candidate:
+        shape = self.index.shapes[int(self.view.pos[i])]
+        free = max(shape.capacity - snapshot_in_use.get(shape.name, 0), 0)
+        wait = None if wait_s is None or math.isnan(wait_s) else float(wait_s)
+        if self.fit is None:
+            return Candidate(shape.name, shape.backend, shape.price_per_hour, None, "none (price order)", None, free,
+                             None, wait)
+        seconds = math.exp(self.fit.mu[i])
+        class_id = int(self.view.class_id[i])
+        source = "exploring" if exploring else self.fit.source(i, class_id)
+        return Candidate(shape.name, shape.backend, shape.price_per_hour, seconds, source,
+                         shape.price_per_hour * seconds / 3600.0, free, math.sqrt(self.fit.var(i, class_id)), wait)
+
+
+class DurationModel:
+    """Expected duration of one job per shape (``explain``'s view of ``duration_model``, for people)."""
+
+    def __init__(self, index: ShapeIndex, history: Mapping[str, Any], declared: float | None, gpu_job: bool = True):
+        self.index = index
+        req = PlacementRequest(job="?", requirements=Requirements(gpus=1 if gpu_job else 0, cpus=0, memory_gib=0),
+                               has_image=True, declared_duration_s=declared)
+        self.estimates = Estimates(req, index, history)
+
+    def estimate(self, shape: ShapeSpec) -> tuple[float | None, str]:
+        i = self.estimates.view.view_of.get(self.index.position[shape.name])
+        if i is None:
+            return None, "does not fit"
+        c = self.estimates.candidate(i, {})
+        return c.expected_duration_s, c.duration_source
+
+
 def place(
     req: PlacementRequest,
     snapshot: Snapshot,
-    history: Mapping[str, float],
+    history: Mapping[str, Any],
     now: datetime,
 ) -> Decision:
-    """Where the run goes now: the cheapest fitting shape with a free slot, or wait, or refuse."""
-    index = snapshot.index
-    model = DurationModel(index, history, req.declared_duration_s)
-    mask = fit_mask(req, index)
-    if not mask.any():
+    """Where the run goes now: the cheapest expected fitting shape with a free slot (or one worth
+    exploring), or wait for a full one that saves money in time, or refuse."""
+    est = Estimates(req, snapshot.index, history)
+    pos = est.view.pos
+    if not len(pos):
         return Decision("refuse", None, "no shape fits the requirements")
-    seconds = model.expected_seconds(index)
-    if seconds is None:  # no estimate anywhere: plain price order, which is index order
-        best_any = int(mask.argmax())
-        free_mask = mask & snapshot.has_free
-        best_free = int(free_mask.argmax()) if free_mask[free_mask.argmax()] else None
+    free = snapshot.has_free[pos]
+    if est.fit is None:  # price order, which is index order
+        best, best_free = 0, int(free.argmax())
     else:
-        cost = np.where(mask, index.price * seconds, np.inf)
-        best_any = int(cost.argmin())  # first minimum: ties go to the lower price, then the name
-        free_cost = np.where(snapshot.has_free, cost, np.inf)
-        best_free = int(free_cost.argmin())
-        best_free = best_free if free_cost[best_free] != np.inf else None
-    chosen_any = _candidate(index.shapes[best_any], model, snapshot.in_use)
-    if best_free == best_any:
-        chosen_free = chosen_any
-    else:
-        chosen_free = None if best_free is None else _candidate(index.shapes[best_free], model, snapshot.in_use)
-    return _decide(req, chosen_any, chosen_free, now)
+        best = int(est.cost.argmin())  # first minimum: ties go to the lower price, then the name
+        best_free = int(np.where(free, est.cost, np.inf).argmin())
+    if not free[best_free]:
+        cheapest = est.candidate(best, snapshot.in_use, wait_s=snapshot.wait_s[pos[best]])
+        return Decision("wait", None, f"every fitting shape is full; cheapest is {cheapest.shape}{_eta(cheapest)}",
+                        None, cheapest)
+    pick = int(np.where(free, est.optimistic, np.inf).argmin()) if est.optimistic is not est.cost else best_free
+    exploring = pick != best_free and est.optimistic[pick] < est.cost[best]
+    if not exploring:
+        pick = best_free
+    chosen = est.candidate(pick, snapshot.in_use, exploring)
+    if free[best] or exploring:
+        cheapest = chosen if pick == best else est.candidate(best, snapshot.in_use)
+        if exploring:
+            return Decision("place", chosen.shape, f"exploring {_why(chosen)}; best known is {_why(cheapest)}",
+                            chosen, cheapest)
+        return Decision("place", chosen.shape, f"cheapest fitting shape: {_why(chosen)}", chosen, cheapest)
+    return _wait_or_spill(req, est, snapshot, best, chosen, now)
 
 
-def _decide(req, best_any: Candidate | None, best_free: Candidate | None, now: datetime) -> Decision:
-    if best_any is None:
-        return Decision("refuse", None, "no shape fits the requirements")
-    if best_free is not None and best_free.shape == best_any.shape:
-        return Decision("place", best_any.shape, f"cheapest fitting shape: {_why(best_any)}", best_any, best_any)
-    if best_free is None:
-        return Decision("wait", None, f"every fitting shape is full; cheapest is {best_any.shape}", None, best_any)
+def _wait_or_spill(req, est: Estimates, snapshot: Snapshot, best: int, chosen: Candidate, now: datetime) -> Decision:
+    """The cheapest expected shape is full; a dearer one (``chosen``) is free."""
+    pos = est.view.pos
     waited = (now - req.queued_at).total_seconds() if req.queued_at else 0.0
+    waits = snapshot.wait_s[pos]
+    cheapest = est.candidate(best, snapshot.in_use, wait_s=waits[best])
     if waited >= req.max_wait_s:
-        return Decision(
-            "place",
-            best_free.shape,
-            f"spilled over after waiting {waited:.0f}s for {best_any.shape} (full, max_wait "
-            f"{req.max_wait_s:g}s): {_why(best_free)}",
-            best_free,
-            best_any,
-        )
-    return Decision(
-        "wait",
-        None,
-        f"waiting for {best_any.shape} (full); spills to {best_free.shape} after max_wait {req.max_wait_s:g}s",
-        None,
-        best_any,
-    )
+        return Decision("place", chosen.shape, f"spilled over after waiting {waited:.0f}s for {cheapest.shape} "
+                        f"(full, max_wait {req.max_wait_s:g}s): {_why(chosen)}", chosen, cheapest)
+    money = np.exp(est.cost) / 3600.0  # expected USD per shape
+    now_usd = money[est.view.view_of[snapshot.index.position[chosen.shape]]]
+    if math.isnan(waits[best]):  # no wait estimates: wait up to max_wait for a real saving
+        if money[best] * (1 + MIN_SAVING) < now_usd:
+            return Decision("wait", None, f"waiting for {cheapest.shape} (full); spills to {chosen.shape} after "
+                            f"max_wait {req.max_wait_s:g}s", None, cheapest)
+        return Decision("place", chosen.shape, f"{cheapest.shape} is full and would save under {MIN_SAVING:.0%}: "
+                        f"{_why(chosen)}", chosen, cheapest)
+    left = req.max_wait_s - waited
+    with np.errstate(invalid="ignore"):
+        later_usd = money + VALUE_OF_TIME_PER_HOUR * waits / 3600.0
+        worth = ~snapshot.has_free[pos] & (waits <= left) & (later_usd * (1 + MIN_SAVING) < now_usd)
+    if worth.any():
+        target = int(np.where(worth, later_usd, np.inf).argmin())
+        goal = cheapest if target == best else est.candidate(target, snapshot.in_use, wait_s=waits[target])
+        return Decision("wait", None, f"waiting ~{goal.expected_wait_s:.0f}s for {goal.shape} (full): expected "
+                        f"{_usd(goal.expected_cost_usd)} there vs {_usd(chosen.expected_cost_usd)} now on "
+                        f"{chosen.shape}", None, goal)
+    if waits[best] > left:
+        why = f"expected wait {waits[best]:.0f}s for {cheapest.shape} passes max_wait {req.max_wait_s:g}s"
+    else:
+        why = f"waiting for {cheapest.shape} would save under {MIN_SAVING:.0%}"
+    return Decision("place", chosen.shape, f"spilled over at once ({why}): {_why(chosen)}", chosen, cheapest)
+
+
+def _usd(value: float | None) -> str:
+    return "?" if value is None else f"${value:.4g}"
+
+
+def _eta(c: Candidate) -> str:
+    return "" if c.expected_wait_s is None else f" (a slot expected in ~{c.expected_wait_s:.0f}s)"
 
 
 def _why(c: Candidate) -> str:
@@ -310,31 +405,22 @@ def _why(c: Candidate) -> str:
 def alternatives(req: PlacementRequest, snapshot: Snapshot, history: Mapping[str, Any], k: int = 5) -> list[Candidate]:
     """The k fitting shapes with the lowest expected cost, in ``explain``'s order, without looking at
     every shape in Python (what a run's record keeps, on the dispatch path)."""
-    index = snapshot.index
-    model = DurationModel(index, history, req.declared_duration_s)
-    fitting = np.flatnonzero(fit_mask(req, index))
-    seconds = model.expected_seconds(index)
-    key = index.price if seconds is None else index.price * seconds
-    best = fitting[np.argsort(key[fitting], kind="stable")][:k]  # stable: ties keep (price, name) order
-    return [_candidate(index.shapes[i], model, snapshot.in_use) for i in best]
+    est = Estimates(req, snapshot.index, history)
+    best = np.argsort(est.cost, kind="stable")[:k]  # stable: ties keep (price, name) order
+    return [est.candidate(int(i), snapshot.in_use) for i in best]
 
 
 def explain(
     req: PlacementRequest,
     shapes: Iterable[ShapeSpec],
     in_use: Mapping[str, int],
-    history: Mapping[str, float],
+    history: Mapping[str, Any],
 ) -> Explanation:
     """Every shape: the fitting ones ranked by expected cost, the others with why they do not fit."""
     index = shapes if isinstance(shapes, ShapeIndex) else ShapeIndex(shapes)
-    model = DurationModel(index, history, req.declared_duration_s)
-    ranked, rejected = [], []
-    for shape in index.shapes:
-        problems = fit_problems(req, shape)
-        if problems:
-            rejected.append((shape.name, problems))
-        else:
-            ranked.append(_candidate(shape, model, in_use))
+    est = Estimates(req, index, history)
+    ranked = [est.candidate(i, in_use) for i in range(len(est.view.pos))]
+    rejected = [(s.name, p) for s in index.shapes if (p := fit_problems(req, s))]
     ranked.sort(key=lambda c: c.sort_key)
     return Explanation(ranked, rejected)
 

@@ -4,6 +4,7 @@ import pytest
 
 from scheduler import placement
 from scheduler.placement import PlacementRequest, ShapeIndex, explain, place, unfit_message
+from scheduler.priors import GPU_SPEED
 from scheduler.specs import Requirements, ShapeSpec
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
@@ -48,15 +49,20 @@ def test_faster_dearer_shape_can_be_cheapest():
 
 def test_not_always_the_smallest():
     # CPU bound: 2 h on small ($0.20), 10 min on large ($0.13) -> large wins despite its size
-    d = decide(req(cpus=1, memory_gib=1), history={"small": 7200, "large": 600})
+    d = decide(req(cpus=1, memory_gib=1), history={"small": 7200, "large": 600}, shapes=[SHAPES[0], SHAPES[3]])
     assert d.shape == "large"
 
 
 def test_similar_shapes_inform_unknown_ones():
     shapes = SHAPES + [shape("t4-cheap", 8, 32, 0.50, gpus=1, gpu_type="T4", gpu_mem=16)]
     model = placement.DurationModel(ShapeIndex(shapes), {"t4": 1000.0}, None)
-    assert model.estimate(shapes[-1]) == (1000.0, "similar shapes")
-    assert model.estimate(SHAPES[0]) == (1000.0, "job history")
+    sibling, source = model.estimate(shapes[-1])
+    assert sibling == pytest.approx(1000.0, rel=0.1) and source == "similar shapes"
+    # hardware the job never ran on: the job's base scaled by the prior (an A100-80GB trains ~6x a T4 in
+    # benchmarks, and a job is expected to get part of that)
+    seconds, source = model.estimate(SHAPES[-1])
+    assert source == "prior"
+    assert sibling * GPU_SPEED["T4"] / GPU_SPEED["A100-80GB"] < seconds < sibling
 
 
 def test_declared_estimate_used_without_history():
@@ -115,10 +121,11 @@ def test_unfit_message_names_requirement_and_biggest_shape():
 
 def test_one_lucky_run_does_not_outweigh_twenty():
     # 20 runs of 1 h on small, one 100 s run on large: the lone run is shrunk towards the job's median
-    d = decide(req(cpus=1, memory_gib=1), history={"small": (3600, 20), "large": (100, 1)})
+    two = [SHAPES[0], SHAPES[3]]
+    d = decide(req(cpus=1, memory_gib=1), history={"small": (3600, 20), "large": (100, 1)}, shapes=two)
     assert d.shape == "small"
     # with many runs behind it, the fast large shape does win
-    d = decide(req(cpus=1, memory_gib=1), history={"small": (3600, 20), "large": (100, 180)})
+    d = decide(req(cpus=1, memory_gib=1), history={"small": (3600, 20), "large": (100, 180)}, shapes=two)
     assert d.shape == "large"
 
 
