@@ -91,7 +91,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED_DATA, report  # noqa: E402
 
-from scheduler.placement import PlacementRequest, ShapeIndex, place  # noqa: E402
+from scheduler.placement import PlacementRequest, ShapeIndex, expected_remaining, expected_wait, place  # noqa: E402
 from scheduler.specs import Requirements, ShapeSpec  # noqa: E402
 
 
@@ -396,36 +396,71 @@ class OrderedPolicy(Policy):
 
 
 class CostwisePolicy(Policy):
-    """The real placement core with learned history, as the daemon drives it."""
+    """The real placement core with learned history, as the daemon drives it; it also tells the core
+    what the daemon knows: this job's runs in flight per shape, and for each full shape the expected
+    wait (the runs waiting for it, the running runs' expected remaining time by the core's own
+    estimates -- never the simulator's truth)."""
 
     name = "costwise"
 
     def __init__(self, world: World, max_wait_s: float, learn: bool = True):
         super().__init__(world)
         self.max_wait_s, self.learn = max_wait_s, learn
-        self.snapshot = world.index.snapshot({})  # kept current in place (free / has_free / in_use)
+        self.snapshot = world.index.snapshot({})  # kept current in place (free / has_free / in_use / wait_s)
         self.runs: dict[int, dict[str, deque]] = {}
         self.order: dict[int, deque] = {}  # shape of each remembered run, oldest first
         self.history: dict[int, dict[str, float]] = {}
         self.requests: dict[int, PlacementRequest] = {}
         self.spills = 0
+        self.flying: dict[int, dict[str, int]] = {}  # class -> shape -> runs in flight
+        self.running: dict[int, dict[int, tuple[float, float | None]]] = {}  # pos -> job -> (start, expected s)
+        self.waiting_for: dict[int, int] = {}  # job -> the full shape it waits for
+        self.waiters = [0] * len(world.types)
 
     def _request(self, job: Job) -> PlacementRequest:
         req = self.requests.get(job.idx)
         if req is None:
             req = self.requests[job.idx] = PlacementRequest(
                 job=self.world.trace.class_names[job.klass], requirements=job.req, max_wait_s=self.max_wait_s,
-                queued_at=EPOCH + timedelta(seconds=job.arrival))
+                queued_at=EPOCH + timedelta(seconds=job.arrival), in_flight=self.flying.setdefault(job.klass, {}))
         return req
 
+    def _expected_waits(self, job: Job, now: float) -> None:
+        cap, used, wait_s = self.world.capacity, self.in_use, self.snapshot.wait_s
+        mine = self.waiting_for.get(job.idx)
+        for pos in self.world.fit[job.klass]:
+            if used[pos] < cap[pos]:
+                continue
+            remaining = [expected_remaining(expected, now - start)
+                         for start, expected in self.running.get(pos, {}).values()]
+            if None in remaining:
+                wait_s[pos] = math.nan
+                continue
+            ahead = self.waiters[pos] - (mine == pos)
+            wait_s[pos] = expected_wait(int(cap[pos] - used[pos]), remaining, ahead)
+
     def choose(self, job: Job, now: float) -> int | None:
+        self._expected_waits(job, now)
         decision = place(self._request(job), self.snapshot, self.history.get(job.klass, {}),
                          EPOCH + timedelta(seconds=now))
+        self._forget_waiting(job)
         if decision.action != "place":
+            if decision.cheapest is not None:
+                target = self.waiting_for[job.idx] = self.world.index.position[decision.cheapest.shape]
+                self.waiters[target] += 1
             return None
         if decision.cheapest is not None and decision.cheapest.shape != decision.shape:
             self.spills += 1
-        return self.world.index.position[decision.shape]
+        pos = self.world.index.position[decision.shape]
+        flying = self.flying.setdefault(job.klass, {})
+        flying[decision.shape] = flying.get(decision.shape, 0) + 1
+        self.running.setdefault(pos, {})[job.idx] = (now, decision.chosen.expected_duration_s)
+        return pos
+
+    def _forget_waiting(self, job: Job) -> None:
+        target = self.waiting_for.pop(job.idx, None)
+        if target is not None:
+            self.waiters[target] -= 1
 
     def _set(self, pos: int, delta: int) -> None:
         name = self.world.index.shapes[pos].name
@@ -440,9 +475,11 @@ class CostwisePolicy(Policy):
     def finished(self, job: Job, pos: int, seconds: float, ok: bool) -> None:
         self._set(pos, -1)
         self.requests.pop(job.idx, None)
+        name = self.world.index.shapes[pos].name
+        self.running.get(pos, {}).pop(job.idx, None)
+        self.flying[job.klass][name] -= 1
         if not ok or not self.learn:
             return
-        name = self.world.index.shapes[pos].name
         # the last HISTORY_RUNS successful runs of the job over all shapes: (median, runs) per shape
         runs = self.runs.setdefault(job.klass, {})
         order = self.order.setdefault(job.klass, deque())
@@ -454,6 +491,7 @@ class CostwisePolicy(Policy):
 
     def wake_at(self, job: Job) -> float | None:
         return job.arrival + self.max_wait_s
+
 
 
 def simulate(world: World, policy: Policy) -> Outcome:
