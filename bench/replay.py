@@ -1,10 +1,14 @@
-"""Trace replay: costwise placement against naive baselines on a real GPU-cluster trace.
+"""Trace replay: costwise placement against baselines and an oracle on a real GPU-cluster trace.
 
-    python bench/replay.py --trace CSV --prices CSV [--capacity N] [--max-wait S] [--json]
+    python bench/replay.py [--trace CSV] [--prices CSV] [--capacity N] [--max-wait S]
+                           [--speed-table CSV] [--speed-noise SIGMA] [--seed N] [--seeds N] [--json]
 
 Both files default to ../shared/data/trace-openb-pods.csv and ../shared/data/prices-azure.csv when that
-folder is there. Any of the SkyPilot-schema price CSVs (Azure, Lambda, Vast) works; columns are taken
-by name.
+folder is there. Any SkyPilot-schema price catalog works, in any of the layouts clouds publish: it is
+read by ``provider.prices`` (the loader the stacks use too), and the rows it could not use are
+reported by reason (``catalog_skipped``). Bad input -- a trace or catalog without a column it needs, a
+value that is not a number, a GPU trace against a catalog with no GPU shape, a bad speed table -- is
+one line on stderr and exit 2.
 
 The trace is the Alibaba "openb" GPU cluster trace (alibaba/clusterdata, cluster-trace-gpu-v2023), from
     Qizhen Weng, Lingyun Yang, Yinghao Yu, Wei Wang, Xiaochuan Tang, Guodong Yang, Liping Zhang.
@@ -15,7 +19,7 @@ Cite that paper wherever these figures are published.
 What it is: a discrete-event simulation (heapq, one core) of the trace's pods arriving at their
 creation_time onto the shape types of a price list, each type with finite capacity (``--capacity``
 concurrent runs per shape type; 0 = unlimited), with a FIFO queue when no fitting shape has room.
-Four ways to place the same jobs on the same capacity are compared:
+The ways to place the same jobs on the same capacity:
 
 * costwise -- the real placement core, ``scheduler.placement.place`` over a ``ShapeIndex`` /
   ``Snapshot``, with a per-job history {shape: (median duration, runs) of the last 200 successful runs},
@@ -23,18 +27,39 @@ Four ways to place the same jobs on the same capacity are compared:
   waits up to ``max_wait`` (default 600 s, the example in DESIGN.md and PlacementRequest's default)
   for its cheapest expected shape, then spills over (the core's own semantics; the simulator wakes a
   waiting job when a fitting slot frees, when its class learns something, and at its max_wait).
-* naive first fit -- the first fitting shape with a free slot in price-file order (order of first
-  appearance of the instance type); waits only when every fitting shape is full.
+* oracle -- the same policy told each job's true (billed) duration on every fitting shape, as a
+  history of very many runs. ``spend - oracle`` is what learning loses; ``oracle - lower bound`` is
+  what contention costs even with perfect knowledge.
+* no learning -- the same policy with learning off (``learn=False``: an empty history for ever):
+  the cheapest hourly price that fits, waiting up to max_wait for it. The gap to costwise is what
+  learning durations is worth.
+* price first fit -- the cheapest-hourly fitting shape with a free slot; waits only when every
+  fitting shape is full.
+* naive first fit (file order) -- the first fitting shape with a free slot in price-file order (order
+  of first appearance of the instance type); waits only when every fitting shape is full. A strawman
+  on an alphabetical file; kept for comparison with earlier figures.
 * naive size match -- the smallest fitting shape by resources (gpus, vcpus, memory), ties by price,
-  with a free slot; ignores speed; waits only when every fitting shape is full.
-* no learning -- the same placement core and max_wait with an empty history for ever: plain
-  cheapest-price fit. The gap to costwise is what learning durations is worth.
+  with a free slot; ignores speed; waits only when every fitting shape is full. The fair baseline: what
+  a person picking instance types by hand does.
 * lower bound -- every job alone on its truly cheapest fitting shape (known true durations,
   unlimited capacity, no waiting). Per job it is <= any policy's cost, so it bounds every spend.
 
-The experiment, not a tautology: the true duration of a job on a shape is its trace duration divided
-by the shape's relative speed (tables below). The simulator knows the speeds; the policy does not --
-it only sees prices and resources and must learn per-shape durations from finished runs.
+The hidden truth (``replay_truth``): a job's duration on a shape is its trace duration divided by
+the shape's relative speed for the job's class: ``--speed-table`` (``type,relative_speed``; default
+bench/replay-speeds.csv: datasheet peak ratios for GPUs, Azure ACU for CPU families) times a seeded
+log-normal factor per (job class, type) with sigma ``--speed-noise`` (default 0.25), ``--seed``
+(default 0). The simulator knows the speeds; the policy does not -- it only sees prices and resources,
+carries the product's own prior (scheduler/priors.py, which is not this table), and must learn
+per-shape durations from finished runs. ``--seeds N`` replays seeds seed .. seed+N-1 and reports
+each figure's median (and ``*_min`` / ``*_max`` of the headline ratios).
+
+Where each policy's money goes (``gap_*``; every spend minus the lower bound, job by job at its start):
+* shape choice -- its cost on the chosen shape minus on the truly cheapest fitting shape that had a
+  free slot at that moment: money lost to not knowing (or not using) which shape is cheapest;
+* spill-over -- that shape's cost minus the truly cheapest fitting shape's (busy then): money lost
+  to capacity, i.e. to not waiting (longer) for the best shape;
+* waiting -- ``gap_waiting_job_hours``: what jobs paid in time in the queue (the simulator bills
+  compute only, so waiting costs no money here).
 
 Choices (documented, since the trace leaves them open):
 
@@ -56,287 +81,132 @@ Choices (documented, since the trace leaves them open):
 * Job classes ("jobs" for the placement core): pods with the same requirement signature
   (cpu_milli, memory_mib, num_gpu, gpu_milli, qos) are runs of one job. The openb slice has ~150
   such classes; their runs' durations vary widely, which is the noise a real scheduler also sees.
-* Speed (the truth, hidden from the policy): a GPU pod's speed on a GPU shape is the GPU model's
-  dense FP16 tensor-core throughput (vendor datasheets) relative to a V100 PCIe (112 TFLOPS = 1.0;
-  the openb cluster's named GPUs are T4 / P100 / V100, so its durations are read as V100 time).
-  Peak ratios are an optimistic model of a compute-bound training job. qos LS pods are
-  latency-sensitive services (per the paper): their lifetime is set by their owner, not the hardware,
-  so their duration does not scale (``--scale-all`` scales them too). A CPU-only pod's speed is the
-  Azure Compute Unit (ACU, Microsoft's published per-vCPU benchmark score) of the VM series relative
-  to 175 (Dv3 / Ev3 class); CPU-only pods on GPU shapes and on non-Azure CPU shapes run at 1.0.
-* Shape subset: one row per instance type at its cheapest on-demand Price over regions (Price > 0;
-  a spot price, and Vast's SpotPrice 0 which means none, is not used). GPU types are kept when the
-  GPU model is in the speed table (left out: AMD MI25 / MI300X -- the trace's jobs are CUDA jobs --,
-  the M60 VDI boards and consumer/workstation models whose datasheet figures we did not pin down).
-  Azure CPU-only types are kept for the series in the ACU table below, without constrained-core
-  (E16-4ds...) and Arm (p) sizes. On prices-azure.csv that is ~300 shape types.
+  qos LS pods are latency-sensitive services (per the paper): their lifetime is set by their owner,
+  not the hardware, so their duration does not scale (``--scale-all`` scales them too).
+* Shapes: one per instance type at its cheapest on-demand price over regions (``PriceCatalog.
+  cheapest``; a spot price, and Vast's SpotPrice 0 which means none, is not used). Left out of the
+  replay and counted in ``replay_left_out``: accelerators that are not NVIDIA GPUs (AMD Instinct MI*,
+  Radeon, Gaudi, Inferentia, Trainium -- the trace's pods are CUDA pods). Every other shape is kept;
+  a type the speed table does not list runs at 1.0.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import csv
 import heapq
 import math
-import re
 import statistics
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED_DATA, report  # noqa: E402
+from replay_trace import Job, Trace, load_trace  # noqa: E402,F401
+from replay_truth import DEFAULT_NOISE, DEFAULT_TABLE, Truth, TruthError, check_noise, load_speed_table  # noqa: E402,F401
 
+from provider.prices import PriceCatalog, load_catalog, shape_name  # noqa: E402
+from scheduler.errors import UserError  # noqa: E402
+from scheduler.instance_families import cpu_family  # noqa: E402
 from scheduler.placement import PlacementRequest, ShapeIndex, expected_remaining, expected_wait, place  # noqa: E402
-from scheduler.specs import Requirements, ShapeSpec  # noqa: E402
+from scheduler.specs import Requirements, ShapeSpec  # noqa: E402,F401
 
 
 MAX_RUNTIME_S = 24 * 3600.0  # the daemon's default max_runtime
 HISTORY_RUNS = 200  # as scheduler.store.HISTORY_RUNS: finished runs per job looked at
 UNLIMITED = 10**9
 EPOCH = datetime(2023, 1, 1, tzinfo=timezone.utc)
-
-# Dense FP16 tensor-core TFLOPS per GPU from the vendors' datasheets (no sparsity; FP32 accumulate
-# for GeForce parts), divided by V100 PCIe's 112. Keys are GPU models (see gpu_model()).
-GPU_TFLOPS = {
-    "T4": 65.0,
-    "V100": 112.0,  # PCIe (Azure NCv3); SXM2 is 125
-    "V100-SXM2": 125.0,
-    "A10": 125.0,
-    "RTX6000": 130.5,  # Quadro RTX 6000 (Turing)
-    "RTXA5000": 111.1,
-    "A6000": 154.8,  # RTX A6000
-    "RTX3090": 71.0,
-    "RTX4090": 165.2,
-    "RTX5090": 209.5,
-    "L40S": 362.0,
-    "RTX6000-Ada": 364.2,
-    "A100": 312.0,  # 40 GB and 80 GB, PCIe and SXM alike
-    "H100-PCIe": 756.0,
-    "H100-NVL": 835.0,  # Azure NC*ads_H100_v5 carry the 94 GB NVL
-    "H100": 989.4,  # SXM5
-    "GH200": 989.4,
-    "H200": 989.4,
-    "B200": 2250.0,
-}
-REFERENCE_TFLOPS = GPU_TFLOPS["V100"]
-GPU_SPEED = {k: v / REFERENCE_TFLOPS for k, v in GPU_TFLOPS.items()}
-
-# Azure Compute Unit per vCPU (learn.microsoft.com/azure/virtual-machines/acu), mid-point of the
-# published range, keyed by (series, version, AMD?). Relative to Dv3/Ev3 (175).
-AZURE_ACU = {
-    ("A", "2", False): 100.0,
-    ("D", "2", False): 230.0, ("DS", "2", False): 230.0,  # 210-250
-    ("F", None, False): 230.0, ("FS", None, False): 230.0,  # 210-250
-    ("D", "3", False): 175.0, ("E", "3", False): 175.0,  # 160-190
-    ("D", "4", False): 202.5, ("E", "4", False): 202.5,  # 195-210
-    ("D", "5", False): 202.5, ("E", "5", False): 202.5,  # 195-210
-    ("F", "2", False): 202.5,  # Fsv2 195-210
-    ("D", "4", True): 245.0, ("E", "4", True): 245.0,  # Dav4 / Eav4 230-260
-}
-REFERENCE_ACU = 175.0
-AZURE_SIZE = re.compile(r"^Standard_([A-Z]+)(\d+)(-\d+)?([a-z]*)(?:_v(\d+))?$")
-
-GPU_MEMORY_GIB = {"T4": 16, "V100": 16, "V100-SXM2": 32, "A10": 24, "RTX6000": 24, "RTXA5000": 24, "A6000": 48,
-                  "RTX3090": 24, "RTX4090": 24, "RTX5090": 32, "L40S": 48, "RTX6000-Ada": 48, "A100": 40,
-                  "H100-PCIe": 80, "H100-NVL": 94, "H100": 80, "GH200": 96, "H200": 141, "B200": 180}
+NOT_CUDA = ("MI", "RADEON", "GAUDI", "INFERENTIA", "TRAINIUM")  # accelerator names: not NVIDIA GPUs
 
 
-def gpu_model(accelerator: str, instance_type: str) -> str | None:
-    """The GPU model (a GPU_TFLOPS key) behind a catalog row, or None when we have no speed for it."""
-    a, t = accelerator.upper(), instance_type.lower()
-    if a.startswith("H100"):
-        if "pcie" in t:
-            return "H100-PCIe"
-        if "nvl" in t or t.startswith("standard_nc"):
-            return "H100-NVL"
-        return "H100"
-    if a.startswith("A100"):
-        return "A100"
-    if a.startswith("V100"):
-        return "V100-SXM2" if ("32GB" in a or "sxm" in t or t.startswith("gpu_")) else "V100"
-    aliases = {"RTXA6000": "A6000", "RTX6000-ADA": "RTX6000-Ada"}
-    a = aliases.get(a, a)
-    for key in GPU_TFLOPS:
-        if key.upper() == a:
-            return key
-    return None
-
-
-def azure_cpu_speed(instance_type: str) -> float | None:
-    m = AZURE_SIZE.match(instance_type)
-    if not m:
-        return None
-    series, _size, constrained, suffix, version = m.groups()
-    if constrained or "p" in suffix:
-        return None
-    acu = AZURE_ACU.get((series, version, "a" in suffix))
-    return None if acu is None else acu / REFERENCE_ACU
-
-
-def _float(value: str | None) -> float:
-    try:
-        return float(value) if value not in (None, "") else 0.0
-    except ValueError:
-        return 0.0
+class ReplayInputError(UserError):
+    """Inputs that load but cannot make an experiment (a GPU trace and no GPU shape)."""
 
 
 @dataclass(slots=True)
 class ShapeType:
     spec: ShapeSpec
     order: int  # first appearance in the price file
-    gpu_speed: float  # for GPU jobs (0 on CPU-only shapes)
-    cpu_speed: float  # for CPU-only jobs
+    instance_type: str
+    gpu_type: str | None
+    cpu_family: str | None
 
 
-def load_shapes(path: Path, capacity: int) -> list[ShapeType]:
-    """One shape type per instance type at its cheapest on-demand price; see the module docstring."""
-    best: dict[str, tuple[dict, int]] = {}
-    with open(path, newline="") as handle:
-        for i, row in enumerate(csv.DictReader(handle)):
-            price = _float(row.get("Price"))
-            name = row.get("InstanceType") or ""
-            if price <= 0 or not name:
-                continue
-            if name not in best:
-                best[name] = (row, i)
-            elif price < _float(best[name][0].get("Price")):
-                best[name] = (row, best[name][1])
+def shape_types(catalog: PriceCatalog, capacity: int) -> tuple[list[ShapeType], Counter]:
+    """The replay's shape types (see the module docstring) and what it left out, by reason."""
     cap = capacity if capacity > 0 else UNLIMITED
-    out = []
-    for name, (row, order) in best.items():
-        gpus = _float(row.get("AcceleratorCount"))
-        accel = (row.get("AcceleratorName") or "").strip()
-        vcpus, memory = _float(row.get("vCPUs")), _float(row.get("MemoryGiB"))
-        if vcpus <= 0 or memory <= 0:
+    out, left_out = [], Counter()
+    for offer in catalog.cheapest():
+        if offer.gpu_type and offer.gpu_type.upper().startswith(NOT_CUDA):
+            left_out["not_an_nvidia_gpu"] += 1
             continue
-        if accel and gpus > 0:
-            model = gpu_model(accel, name)
-            if model is None:
-                continue
-            gpu_mem = _gpu_memory(row.get("GpuInfo") or "", model)
-            spec = ShapeSpec(name=_safe(name), vcpus=vcpus, memory_gib=memory, gpus=gpus, gpu_type=accel,
-                             gpu_memory_gib=gpu_mem, price_per_hour=_float(row["Price"]), capacity=cap)
-            out.append(ShapeType(spec, order, GPU_SPEED[model], 1.0))
-        else:
-            if name.startswith("Standard_"):
-                speed = azure_cpu_speed(name)
-                if speed is None:
-                    continue
-            else:
-                speed = 1.0
-            spec = ShapeSpec(name=_safe(name), vcpus=vcpus, memory_gib=memory, price_per_hour=_float(row["Price"]),
-                             capacity=cap)
-            out.append(ShapeType(spec, order, 0.0, speed))
-    out.sort(key=lambda s: s.order)
-    return out
-
-
-def _gpu_memory(info: str, model: str) -> float:
-    """GPU memory per GPU, GiB: Lambda / Vast GpuInfo dicts carry it; Azure's does not (use the model)."""
-    if info.startswith("{"):
-        try:
-            gpus = ast.literal_eval(info).get("Gpus") or []
-            return float(gpus[0]["MemoryInfo"]["SizeInMiB"]) / 1024
-        except (ValueError, SyntaxError, KeyError, IndexError, TypeError, AttributeError):
-            pass
-    return float(GPU_MEMORY_GIB.get(model, 0))
-
-
-def _safe(name: str) -> str:
-    """ShapeSpec names are restricted; price-list names are mostly fine already."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "-", name)
-
-
-@dataclass(slots=True)
-class Job:
-    idx: int
-    name: str
-    klass: int
-    arrival: float
-    base_s: float  # trace duration
-    scales: bool  # does the duration scale with the hardware (False: LS services)
-    failed: bool
-    gpu: bool
-    req: Requirements
-
-
-@dataclass
-class Trace:
-    jobs: list[Job]
-    class_names: list[str]
-    skipped_pending: int
-
-
-def load_trace(path: Path, scale_all: bool = False) -> Trace:
-    jobs, classes, names, pending = [], {}, [], 0
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            sched = row.get("scheduled_time") or ""
-            if not sched.strip():
-                pending += 1  # never ran in the source cluster
-                continue
-            created, deleted = _float(row["creation_time"]), _float(row["deletion_time"])
-            base = max(deleted - _float(sched), 1.0)
-            cpu_milli, mem_mib = int(_float(row["cpu_milli"])), int(_float(row["memory_mib"]))
-            num_gpu, gpu_milli = int(_float(row["num_gpu"])), int(_float(row.get("gpu_milli")))
-            qos = (row.get("qos") or "").strip()
-            gpus = float(num_gpu)
-            if num_gpu == 1 and 0 < gpu_milli < 1000:
-                gpus = gpu_milli / 1000
-            sig = (cpu_milli, mem_mib, num_gpu, gpu_milli, qos)
-            if sig not in classes:
-                classes[sig] = len(classes)
-                names.append(f"c{len(names)}-{cpu_milli / 1000:g}cpu-{mem_mib / 1024:.3g}g-{gpus:g}gpu-{qos or 'na'}")
-            req = Requirements(cpus=cpu_milli / 1000, memory_gib=mem_mib / 1024, gpus=gpus)
-            jobs.append(Job(len(jobs), row.get("name") or str(len(jobs)), classes[sig], created, base,
-                            scale_all or qos != "LS", (row.get("pod_phase") or "") == "Failed", num_gpu > 0, req))
-    jobs.sort(key=lambda j: (j.arrival, j.idx))
-    return Trace(jobs, names, pending)
+        spec = ShapeSpec(name=shape_name(offer.instance_type), vcpus=offer.vcpus, memory_gib=offer.memory_gib,
+                         gpus=offer.gpus, gpu_type=offer.gpu_type, gpu_memory_gib=offer.gpu_memory_gib,
+                         price_per_hour=offer.price_per_hour, spot_price_per_hour=offer.spot_price_per_hour,
+                         capacity=cap)
+        out.append(ShapeType(spec, offer.order, offer.instance_type, offer.gpu_type, cpu_family(offer.host)))
+    return out, left_out
 
 
 class World:
     """Shapes, the truth about speeds, and per-class fit lists (shared by every policy)."""
 
-    def __init__(self, shapes: list[ShapeType], trace: Trace):
+    def __init__(self, shapes: list[ShapeType], trace: Trace, truth: Truth):
         self.shapes = shapes
         self.index = ShapeIndex([s.spec for s in shapes])  # sorted by (price, name)
         n = len(self.index.shapes)
         by_name = {s.spec.name: s for s in shapes}
         self.types = [by_name[s.name] for s in self.index.shapes]  # index order
-        self.price = [s.price_per_hour for s in self.index.shapes]
+        self.price = np.array([s.price_per_hour for s in self.index.shapes], dtype=float)
         self.capacity = [s.capacity for s in self.index.shapes]
+        self.capacity_array = np.array(self.capacity, dtype=float)
         self.trace = trace
         self.fit: dict[int, list[int]] = {}  # class -> fitting positions, index (price) order
+        self.fit_array: dict[int, np.ndarray] = {}
         self.first_fit: dict[int, list[int]] = {}
         self.size_match: dict[int, list[int]] = {}
+        self.speed: dict[int, np.ndarray] = {}  # class -> true speed on each fitting position
         self.fitting_classes: list[set[int]] = [set() for _ in range(n)]
+        vcpus = np.array([s.vcpus for s in self.index.shapes])
+        memory = np.array([s.memory_gib for s in self.index.shapes])
+        gpus = np.array([s.gpus for s in self.index.shapes])
         for job in trace.jobs:
             if job.klass in self.fit:
                 continue
             r = job.req
-            pos = [i for i, s in enumerate(self.index.shapes)
-                   if s.vcpus >= r.cpus and s.memory_gib >= r.memory_gib and s.gpus >= r.gpus]
-            self.fit[job.klass] = pos
+            fit = np.flatnonzero((vcpus >= r.cpus) & (memory >= r.memory_gib) & (gpus >= r.gpus))
+            pos = fit.tolist()
+            self.fit[job.klass], self.fit_array[job.klass] = pos, fit
             self.first_fit[job.klass] = sorted(pos, key=lambda i: self.types[i].order)
             shapes = self.index.shapes
             self.size_match[job.klass] = sorted(
                 pos, key=lambda i: (shapes[i].gpus, shapes[i].vcpus, shapes[i].memory_gib, self.price[i], i))
+            key = trace.class_keys[job.klass]
+            self.speed[job.klass] = np.array([
+                truth.speed(key, job.gpu, self.types[i].gpu_type, self.types[i].cpu_family, self.types[i].instance_type)
+                for i in pos], dtype=float)
             for i in pos:
                 self.fitting_classes[i].add(job.klass)
+        self.where = {k: {p: j for j, p in enumerate(pos)} for k, pos in self.fit.items()}
 
     def true_seconds(self, job: Job, pos: int) -> float:
         """The true duration of the job on that shape (uncapped) -- the truth the policy never sees."""
-        t = self.types[pos]
-        speed = (t.gpu_speed if job.gpu else t.cpu_speed) if job.scales else 1.0
-        return job.base_s / speed
+        if not job.scales:
+            return job.base_s
+        return job.base_s / float(self.speed[job.klass][self.where[job.klass][pos]])
+
+    def costs(self, job: Job) -> np.ndarray:
+        """The job's true cost on each of its fitting positions (``fit_array`` order), billed up to 24 h."""
+        seconds = job.base_s / self.speed[job.klass] if job.scales else np.full(len(self.fit[job.klass]), job.base_s)
+        return self.price[self.fit_array[job.klass]] * np.minimum(seconds, MAX_RUNTIME_S) / 3600.0
 
     def cost(self, job: Job, pos: int) -> float:
-        return self.price[pos] * min(self.true_seconds(job, pos), MAX_RUNTIME_S) / 3600.0
+        return float(self.price[pos]) * min(self.true_seconds(job, pos), MAX_RUNTIME_S) / 3600.0
 
 
 @dataclass
@@ -348,15 +218,12 @@ class Outcome:
     timed_out: int = 0
     failed: int = 0
     per_class_shape: dict = field(default_factory=dict)
+    gap_shape_choice: float = 0.0  # chosen shape vs the truly cheapest one with a free slot then
+    gap_spill_over: float = 0.0  # that one vs the truly cheapest fitting shape (busy then)
 
 
 def lower_bound(world: World) -> float:
-    total = 0.0
-    for job in world.trace.jobs:
-        pos = world.fit[job.klass]
-        if pos:
-            total += min(world.cost(job, p) for p in pos)
-    return total
+    return sum(float(world.costs(job).min()) for job in world.trace.jobs if world.fit[job.klass])
 
 
 class Policy:
@@ -493,6 +360,32 @@ class CostwisePolicy(Policy):
         return job.arrival + self.max_wait_s
 
 
+class OraclePolicy(CostwisePolicy):
+    """The product policy told the truth: each job's true billed duration on every fitting shape, as
+    the median of a very long history. What perfect learning would reach; its gap is contention."""
+
+    name = "oracle"
+    KNOWN_RUNS = 10**6
+
+    def __init__(self, world: World, max_wait_s: float):
+        super().__init__(world, max_wait_s, learn=False)
+        self.known: dict[int, dict[str, tuple[float, int]]] = {}
+
+    def choose(self, job: Job, now: float) -> int | None:
+        truth = self.known.get(job.idx)
+        if truth is None:
+            world = self.world
+            seconds = job.base_s / world.speed[job.klass] if job.scales else np.full(len(world.fit[job.klass]), job.base_s)
+            names = [world.index.shapes[p].name for p in world.fit[job.klass]]
+            runs = self.KNOWN_RUNS
+            truth = self.known[job.idx] = {n: (s, runs) for n, s in zip(names, np.minimum(seconds, MAX_RUNTIME_S).tolist())}
+        self.history[job.klass] = truth
+        return super().choose(job, now)
+
+    def finished(self, job: Job, pos: int, seconds: float, ok: bool) -> None:
+        self.known.pop(job.idx, None)
+        super().finished(job, pos, seconds, ok)
+
 
 def simulate(world: World, policy: Policy) -> Outcome:
     """Replay every placeable job through one policy; FIFO per class, woken by the events that matter."""
@@ -505,6 +398,7 @@ def simulate(world: World, policy: Policy) -> Outcome:
         seq += 1
     heapq.heapify(events)
     waiting: dict[int, deque] = {}
+    used = np.zeros(len(world.types))  # slots in use, for the gap decomposition (whatever the policy keeps)
 
     def try_class(klass: int, now: float) -> None:
         queue = waiting.get(klass)
@@ -518,10 +412,17 @@ def simulate(world: World, policy: Policy) -> Outcome:
 
     def start(job: Job, pos: int, now: float) -> None:
         nonlocal seq
+        fit, costs = world.fit_array[job.klass], world.costs(job)
+        free = used[fit] < world.capacity_array[fit]
+        used[pos] += 1
+        chosen = float(costs[world.where[job.klass][pos]])
+        best_free = min(float(costs[free].min()) if free.any() else chosen, chosen)
+        out.gap_shape_choice += chosen - best_free
+        out.gap_spill_over += best_free - float(costs.min())
         policy.started(pos)
         true = world.true_seconds(job, pos)
         runtime = min(true, MAX_RUNTIME_S)
-        out.spend += world.price[pos] * runtime / 3600.0
+        out.spend += float(world.price[pos]) * runtime / 3600.0
         out.waits.append(now - job.arrival)
         out.placed += 1
         timed_out = true > MAX_RUNTIME_S
@@ -551,6 +452,7 @@ def simulate(world: World, policy: Policy) -> Outcome:
                 seq += 1
         elif kind == 0:
             job, pos, runtime, ok = payload
+            used[pos] -= 1
             policy.finished(job, pos, runtime, ok)
             classes = world.fitting_classes[pos] | {job.klass}
             heads = sorted((waiting[k][0].arrival, waiting[k][0].idx, k) for k in classes if waiting.get(k))
@@ -575,50 +477,121 @@ def default_path(name: str) -> Path | None:
     return path if path.exists() else None
 
 
-def run(trace_path: Path, prices_path: Path, capacity: int = 4, max_wait_s: float = 600.0,
-        scale_all: bool = False) -> dict:
-    started = time.perf_counter()
+@dataclass
+class Inputs:
+    trace: Trace
+    catalog: PriceCatalog
+    shapes: list[ShapeType]
+    left_out: Counter
+
+
+def load_inputs(trace_path: Path, prices_path: Path, capacity: int, scale_all: bool = False) -> Inputs:
+    """The trace and the replay's shapes; ReplayInputError when they cannot make an experiment."""
     trace = load_trace(trace_path, scale_all)
-    shapes = load_shapes(prices_path, capacity)
+    catalog = load_catalog(prices_path)
+    shapes, left_out = shape_types(catalog, capacity)
+    skipped = ", ".join(f"{k} {v}" for k, v in sorted((catalog.skipped + left_out).items())) or "nothing"
     if not shapes:
-        raise SystemExit(f"--prices {prices_path}: no usable shape types")
-    world = World(shapes, trace)
-    unplaceable = sum(1 for j in trace.jobs if not world.fit[j.klass])
+        raise ReplayInputError(f"--prices {prices_path}: no usable shape types (rows skipped: {skipped})")
+    gpu_pods = sum(1 for job in trace.jobs if job.gpu)
+    if gpu_pods and not any(s.spec.gpus > 0 for s in shapes):
+        raise ReplayInputError(f"--prices {prices_path}: the trace asks for GPUs ({gpu_pods} pods) but the catalog "
+                               f"yielded no GPU shape ({len(shapes)} CPU shapes; rows skipped: {skipped})")
+    return Inputs(trace, catalog, shapes, left_out)
+
+
+def unplaceable_reasons(world: World) -> Counter:
+    """Per job no shape fits: the first of gpus, cpus, memory_gib that no shape meeting the ones
+    before it has (a 64-CPU 8-GPU pod on a catalog whose 8-GPU shapes have 32 vCPUs: cpus)."""
+    shapes = world.index.shapes
+    have = {"gpus": np.array([s.gpus for s in shapes]), "cpus": np.array([s.vcpus for s in shapes]),
+            "memory_gib": np.array([s.memory_gib for s in shapes])}
+    reasons: Counter = Counter()
+    for job in world.trace.jobs:
+        if world.fit[job.klass]:
+            continue
+        left = np.arange(len(shapes))
+        for dim, need in (("gpus", job.req.gpus), ("cpus", job.req.cpus), ("memory_gib", job.req.memory_gib)):
+            left = left[have[dim][left] >= need]
+            if not left.size:
+                reasons[dim] += 1
+                break
+    return reasons
+
+
+def _mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else 0.0
+
+
+def replay(inputs: Inputs, capacity: int, max_wait_s: float, truth: Truth) -> dict:
+    """Every policy over one world (one draw of the truth); the figures of the module docstring."""
+    started = time.perf_counter()
+    trace, shapes = inputs.trace, inputs.shapes
+    world = World(shapes, trace, truth)
+    reasons = unplaceable_reasons(world)
     bound = lower_bound(world)
     costwise = CostwisePolicy(world, max_wait_s)
-    results = {
-        "costwise": simulate(world, costwise),
-        "first_fit": simulate(world, OrderedPolicy(world, world.first_fit, "naive first fit")),
-        "size_match": simulate(world, OrderedPolicy(world, world.size_match, "naive size match")),
-        "price_order": simulate(world, CostwisePolicy(world, max_wait_s, learn=False)),
-    }
-    cw, ff, sm, po = results["costwise"], results["first_fit"], results["size_match"], results["price_order"]
+    cw = simulate(world, costwise)
+    oracle = simulate(world, OraclePolicy(world, max_wait_s))
+    nl = simulate(world, CostwisePolicy(world, max_wait_s, learn=False))
+    pf = simulate(world, OrderedPolicy(world, world.fit, "price first fit"))
+    ff = simulate(world, OrderedPolicy(world, world.first_fit, "naive first fit (file order)"))
+    sm = simulate(world, OrderedPolicy(world, world.size_match, "naive size match"))
     ratio = lambda a, b: a / b if b else float("nan")  # noqa: E731
     return {
         "jobs": len(trace.jobs),
-        "unplaceable": unplaceable,
+        "gpu_jobs": sum(1 for j in trace.jobs if j.gpu),
+        "unplaceable": sum(reasons.values()),
+        "unplaceable_by_reason": dict(sorted(reasons.items())),
         "placed": cw.placed,
         "skipped_pending": trace.skipped_pending,
         "job_classes": len(trace.class_names),
         "shape_types": len(shapes),
+        "gpu_shapes": sum(1 for s in shapes if s.spec.gpus > 0),
+        "catalog_skipped": dict(sorted(inputs.catalog.skipped.items())),
+        "replay_left_out": dict(sorted(inputs.left_out.items())),
         "capacity_per_shape": capacity if capacity > 0 else "unlimited",
         "max_wait_s": max_wait_s,
+        "speed_noise": truth.sigma,
+        "seed": truth.seed,
         "spend_usd": cw.spend,
-        "lower_bound_usd": bound,
+        "oracle_usd": oracle.spend,
+        "no_learning_usd": nl.spend,
+        "price_first_fit_usd": pf.spend,
         "naive_first_fit_usd": ff.spend,
+        "naive_first_fit_order": "file",
         "naive_size_match_usd": sm.spend,
-        "no_learning_usd": po.spend,
+        "lower_bound_usd": bound,
         "spend_over_lower_bound": ratio(cw.spend, bound),
+        "oracle_over_lower_bound": ratio(oracle.spend, bound),
+        "no_learning_over_lower_bound": ratio(nl.spend, bound),
+        "price_first_fit_over_lower_bound": ratio(pf.spend, bound),
         "first_fit_over_lower_bound": ratio(ff.spend, bound),
         "size_match_over_lower_bound": ratio(sm.spend, bound),
+        "spend_over_oracle": ratio(cw.spend, oracle.spend),
         "spend_over_first_fit": ratio(cw.spend, ff.spend),
         "spend_over_size_match": ratio(cw.spend, sm.spend),
-        "spend_over_no_learning": ratio(cw.spend, po.spend),
-        "mean_wait_s": statistics.fmean(cw.waits) if cw.waits else 0.0,
+        "spend_over_no_learning": ratio(cw.spend, nl.spend),
+        "saving_vs_size_match": 1 - ratio(cw.spend, sm.spend),
+        "saving_vs_no_learning": 1 - ratio(cw.spend, nl.spend),
+        "gap_usd": cw.spend - bound,
+        "gap_shape_choice_usd": cw.gap_shape_choice,
+        "gap_spill_over_usd": cw.gap_spill_over,
+        "gap_waiting_job_hours": sum(cw.waits) / 3600.0,
+        "learning_loss_usd": cw.spend - oracle.spend,
+        "contention_usd": oracle.spend - bound,
+        "oracle_gap_shape_choice_usd": oracle.gap_shape_choice,
+        "oracle_gap_spill_over_usd": oracle.gap_spill_over,
+        "oracle_gap_waiting_job_hours": sum(oracle.waits) / 3600.0,
+        "mean_wait_s": _mean(cw.waits),
         "p95_wait_s": percentile(cw.waits, 0.95),
-        "naive_first_fit_mean_wait_s": statistics.fmean(ff.waits) if ff.waits else 0.0,
+        "mean_wait_over_max_wait": ratio(_mean(cw.waits), max_wait_s),
+        "oracle_mean_wait_s": _mean(oracle.waits),
+        "no_learning_mean_wait_s": _mean(nl.waits),
+        "price_first_fit_mean_wait_s": _mean(pf.waits),
+        "naive_first_fit_mean_wait_s": _mean(ff.waits),
         "naive_first_fit_p95_wait_s": percentile(ff.waits, 0.95),
-        "naive_size_match_mean_wait_s": statistics.fmean(sm.waits) if sm.waits else 0.0,
+        "naive_size_match_mean_wait_s": _mean(sm.waits),
         "naive_size_match_p95_wait_s": percentile(sm.waits, 0.95),
         "spilled_over": costwise.spills,
         "timed_out": cw.timed_out,
@@ -627,24 +600,95 @@ def run(trace_path: Path, prices_path: Path, capacity: int = 4, max_wait_s: floa
     }
 
 
+HEADLINE = ("spend_over_lower_bound", "spend_over_oracle", "saving_vs_size_match", "saving_vs_no_learning",
+            "mean_wait_over_max_wait")
+
+
+def medians(runs: list[dict]) -> dict:
+    """Each numeric figure's median over the runs (seeds), the headline ratios' min and max too."""
+    out = {}
+    for key, value in runs[0].items():
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        out[key] = statistics.median(r[key] for r in runs) if numeric and key != "seed" else value
+    out["seed"] = [r["seed"] for r in runs]
+    out["replay_s"] = sum(r["replay_s"] for r in runs)
+    for key in HEADLINE:
+        out[f"{key}_min"] = min(r[key] for r in runs)
+        out[f"{key}_max"] = max(r[key] for r in runs)
+    return out
+
+
+def run(trace_path: Path, prices_path: Path, capacity: int = 4, max_wait_s: float = 600.0,
+        scale_all: bool = False, speed_table: Path | None = None, speed_noise: float = DEFAULT_NOISE,
+        seed: int = 0, seeds: int = 1) -> dict:
+    """The replay's figures (medians over `seeds` draws of the noise when seeds > 1)."""
+    table, sigma = load_speed_table(speed_table or DEFAULT_TABLE), check_noise(speed_noise)
+    inputs = load_inputs(trace_path, prices_path, capacity, scale_all)
+    runs = [replay(inputs, capacity, max_wait_s, Truth(table, sigma, s)) for s in range(seed, seed + seeds)]
+    figures = runs[0] if seeds == 1 else medians(runs)
+    figures["speed_table"] = str(speed_table or DEFAULT_TABLE)
+    return figures
+
+
+def printable(figures: dict) -> dict:
+    """`name: value` lines for people: a dict figure becomes its total and one line per entry."""
+    out = {}
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            out[key] = sum(value.values())
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's usage block is not one line
+        fail(message)
+
+
+def fail(message: str):
+    print(f"replay: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _check(flag: str, value: float, low: float, high: float) -> None:
+    if not (math.isfinite(value) and low <= value <= high):
+        fail(f"{flag} {value!r}: must be a number in [{low:g}, {high:g}]")
+
+
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trace", type=Path, default=default_path("trace-openb-pods.csv"))
     parser.add_argument("--prices", type=Path, default=default_path("prices-azure.csv"))
     parser.add_argument("--capacity", type=int, default=4, help="concurrent runs per shape type (0 = unlimited)")
     parser.add_argument("--max-wait", type=float, default=600.0, help="costwise max_wait, seconds")
     parser.add_argument("--scale-all", action="store_true", help="scale LS (service) pods' durations too")
+    parser.add_argument("--speed-table", type=Path, default=None,
+                        help=f"type,relative_speed CSV: the hidden truth (default {DEFAULT_TABLE.name})")
+    parser.add_argument("--speed-noise", type=float, default=DEFAULT_NOISE,
+                        help=f"sigma of the per-class log-normal speed factor (default {DEFAULT_NOISE:g})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the speed noise (default 0)")
+    parser.add_argument("--seeds", type=int, default=1, help="replay this many seeds from --seed; report medians")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.trace is None or args.prices is None:
-        parser.error("--trace and --prices are required when ../shared/data is not there")
-    for flag, path in (("--trace", args.trace), ("--prices", args.prices)):
-        if not path.exists():
-            parser.error(f"{flag} {path}: no such file")
-    if args.capacity < 0:
-        parser.error(f"--capacity {args.capacity}: must be >= 0")
-    figures = run(args.trace, args.prices, args.capacity, args.max_wait, args.scale_all)
-    report(figures, args.json)
+        fail("--trace and --prices are required when ../shared/data is not there")
+    for flag, path in (("--trace", args.trace), ("--prices", args.prices), ("--speed-table", args.speed_table)):
+        if path is not None and not path.is_file():
+            fail(f"{flag} {path}: no such file")
+    _check("--capacity", args.capacity, 0, 10**6)
+    _check("--max-wait", args.max_wait, 0, 30 * 86400)
+    _check("--seed", args.seed, 0, 2**32 - 1)
+    _check("--seeds", args.seeds, 1, 100)
+    try:
+        figures = run(args.trace, args.prices, args.capacity, args.max_wait, args.scale_all, args.speed_table,
+                      args.speed_noise, args.seed, args.seeds)
+    except UserError as error:
+        fail(str(error))
+    except (OSError, UnicodeDecodeError) as error:
+        fail(f"cannot read an input: {error}")
+    report(figures if args.json else printable(figures), args.json)
     return figures
 
 
