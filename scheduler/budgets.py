@@ -8,15 +8,16 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .specs import NAME_PATTERN, Spec, StrMap, register_kind
+from .bounds import MONEY_MAX_USD
+from .specs import NAME_PATTERN, Labels, Spec, register_kind
 
 
 class BudgetSpec(Spec):
     kind: Literal["Budget"] = "Budget"
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
-    labels: StrMap = {}  # the runs it covers: every label given must match ({} covers every run)
+    labels: Labels = {}  # the runs it covers: every label given must match ({} covers every run)
     period: Literal["day", "week", "month"] = "day"
-    limit_usd: float = Field(gt=0)
+    limit_usd: float = Field(gt=0, le=MONEY_MAX_USD)
     action: Literal["hold", "refuse"] = "hold"
 
 

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
-
 from .artifacts import ArtifactStore, artifact_kind, content_hash, resolve_artifact
+from .bounds import DOCUMENT_FILE_MAX_BYTES
 from .errors import Conflict, NotFound, SpecError
 from .placement import unfit_message
 from .settings import Settings
@@ -21,6 +20,7 @@ from . import budgets as _registers_the_budget_kind  # noqa: F401
 from .pipelines import PipelineSpec, Step
 from .specs import JobSpec, Requirements, ShapeSpec, Spec, parse_spec
 from .store import Store
+from .yaml_documents import DocumentTextError, parse_documents
 
 KINDS = ("Shape", "Job", "Pipeline", "Budget")
 
@@ -33,20 +33,37 @@ class Document:
 
 
 def load_documents(paths: Iterable[str | Path]) -> list[Document]:
-    """Every YAML / JSON document in the files ('---' separated), with where it came from."""
+    """Every YAML / JSON document in the files ('---' separated), with where it came from.
+
+    A file is read up to DOCUMENT_FILE_MAX_BYTES, must be UTF-8, and its documents are bounded in
+    depth and size (aliases expanded) before they are built; each refusal is one SpecError line."""
     docs = []
     for raw in paths:
         path = Path(raw)
+        name = repr(str(path))
         try:
-            text = path.read_text()
+            with open(path, "rb") as handle:
+                data = handle.read(DOCUMENT_FILE_MAX_BYTES + 1)
         except OSError as exc:
-            raise SpecError(f"file={str(path)!r} cannot be read: {exc.strerror}", "file", str(path)) from None
+            raise SpecError(f"file={name} cannot be read: {exc.strerror}", "file", str(path)) from None
+        if len(data) > DOCUMENT_FILE_MAX_BYTES:
+            raise SpecError(
+                f"file={name} is larger than {DOCUMENT_FILE_MAX_BYTES // 2**20} MiB, the most a document file may be",
+                "file", str(path),
+            )
         try:
-            bodies = [b for b in yaml.safe_load_all(text) if b is not None]
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark else ""
-            raise SpecError(f"file={str(path)!r}{where} is not valid YAML/JSON: {getattr(exc, 'problem', exc)}", "file", str(path)) from None
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise SpecError(
+                f"file={name} line {line} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                "file", str(path),
+            ) from None
+        try:
+            bodies = parse_documents(text)
+        except DocumentTextError as exc:
+            where = f" line {exc.line}" if exc.line else ""
+            raise SpecError(f"file={name}{where} is not valid YAML/JSON: {exc.problem}", "file", str(path)) from None
         for i, body in enumerate(bodies, 1):
             docs.append(Document(body, path.resolve().parent, f"{path}#{i}"))
     return docs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any, Optional
 
 import typer
 
+from .bounds import MISFIRE_GRACE_MAX_S, RUNS_LIMIT_MAX
 from .errors import CostwiseError, SpecError, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -39,7 +41,10 @@ def main_options(
     from .context import AppContext
     from .settings import Settings
 
-    ctx.obj = AppContext(Settings.resolve(home, db))
+    settings = Settings.resolve(home, db)
+    if isinstance(ctx.obj, dict):  # run_cli's note of the catalog in use, for its error messages
+        ctx.obj["settings"] = settings
+    ctx.obj = AppContext(settings)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -222,6 +227,12 @@ def run(
     raise typer.Exit(0 if final.state == "SUCCEEDED" else 1)
 
 
+def _time_problem(text: str, exc: Exception) -> str:
+    if isinstance(exc, OverflowError):
+        return f"{text!r} is too far back"
+    return str(exc)
+
+
 def _print_run(record, as_json: bool) -> None:
     if as_json:
         return emit(record.public())
@@ -247,10 +258,12 @@ def runs(
     app_ctx = _ctx(ctx)
     if state and state.upper() not in ALL_STATES:
         raise SpecError(f"--state {state!r} is not one of {', '.join(ALL_STATES)}", "state", state)
+    if not 1 <= limit <= RUNS_LIMIT_MAX:
+        raise SpecError(f"--limit {limit} is not between 1 and {RUNS_LIMIT_MAX}", "limit", limit)
     try:
         since_dt = parse_time(since, app_ctx.clock.now()) if since else None
-    except ValueError as exc:
-        raise SpecError(f"--since: {exc}", "since", since) from None
+    except (ValueError, OverflowError) as exc:
+        raise SpecError(f"--since: {_time_problem(since, exc)}", "since", since) from None
     records = app_ctx.store.list_runs(job=job, state=state.upper() if state else None, since=since_dt, limit=limit)
     if as_json:
         return emit([r.public() for r in records])
@@ -346,9 +359,11 @@ def daemon(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     alert_map = parse_pairs(alert, "alert", "ALERTNAME=PIPELINE")
     try:
-        grace = parse_duration(misfire_grace, "misfire_grace") if misfire_grace else None
+        grace = parse_duration(misfire_grace, "misfire-grace") if misfire_grace else None
     except ValueError as exc:
         raise SpecError(f"--{exc}", "misfire-grace", misfire_grace) from None
+    if grace is not None and not 1 <= grace <= MISFIRE_GRACE_MAX_S:
+        raise SpecError(f"--misfire-grace {misfire_grace!r} is not between 1s and 30d", "misfire-grace", misfire_grace)
     runner = Daemon(_ctx(ctx).settings, host, metrics_port, token, grace, alert_map)
     runner.install_signal_handlers()
     raise typer.Exit(runner.run())
@@ -445,8 +460,10 @@ def report(
     for name, text in (("since", since), ("until", until)):
         try:
             bounds[name] = parse_time(text, now) if text else None
-        except ValueError as exc:
-            raise SpecError(f"--{name}: {exc}", name, text) from None
+        except (ValueError, OverflowError) as exc:
+            raise SpecError(f"--{name}: {_time_problem(text, exc)}", name, text) from None
+    if not out.parent.is_dir():
+        raise SpecError(f"--out {str(out)!r}: the folder {str(out.parent)!r} does not exist", "out", str(out))
     if bounds["since"] and bounds["until"] and bounds["since"] >= bounds["until"]:
         raise SpecError(f"--since {since!r} is not before --until {until!r}", "since", since)
     summary = write_report(app_ctx.store, fmt, out, bounds["since"], bounds["until"], group_by, now,
@@ -456,25 +473,66 @@ def report(
     console().print(f"wrote {summary['format']} report of {summary['runs']:,} runs (${summary['cost_usd']:,.2f}) to {summary['path']}")
 
 
-def main() -> None:
+# Where the environment, not costwise, is at fault: an unwritable or read-only home, a full disk.
+ENVIRONMENT_ERRNOS = frozenset({
+    errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR,
+    errno.ENAMETOOLONG, errno.ELOOP,
+})
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    # evaluated only when an exception reaches the clause: the CLI starts without SQLAlchemy
+    from sqlalchemy.exc import OperationalError
+
+    return (OperationalError,)
+
+
+def run_cli(argv: list[str] | None = None) -> int:
+    """Run the command line and return its exit code; the one place errors become exit codes and
+    one line on stderr. Errors not listed here are bugs, and keep their traceback."""
+    seen: dict[str, Any] = {}
     try:
-        code = app(standalone_mode=False)  # click returns the exit code of typer.Exit here
-        sys.exit(code if isinstance(code, int) else 0)
+        code = app(args=argv, prog_name="costwise", standalone_mode=False, obj=seen)  # typer.Exit's code
+        return code if isinstance(code, int) else 0
     except CostwiseError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        return _refuse(str(exc), exc.exit_code)
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except typer.Abort:
         typer.echo("aborted", err=True)
-        sys.exit(130)
+        return 130
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
-        sys.exit(130)
+        return 130
     except typer.TyperException as exc:  # usage errors from typer's bundled click
         if hasattr(exc, "show"):
             exc.show()
-        sys.exit(getattr(exc, "exit_code", 2))
+        return getattr(exc, "exit_code", 2)
+    except OSError as exc:
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        where = f" {exc.filename!r}" if exc.filename else ""
+        return _refuse(f"{exc.strerror}:{where} (check --home / COSTWISE_HOME and free space)", 2)
+    except _database_errors() as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        where = f" {shown_url(seen['settings'].db_url)}" if "settings" in seen else ""
+        return _refuse(f"the catalog{where} cannot be used: {reason[0] if reason else type(exc).__name__} "
+                       f"(check --db / COSTWISE_DB, --home and free space)", 2)
+
+
+def shown_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _refuse(message: str, code: int) -> int:
+    typer.echo("error: " + " ".join(message.splitlines()), err=True)
+    return code
+
+
+def main() -> None:
+    sys.exit(run_cli())
 
 
 if __name__ == "__main__":

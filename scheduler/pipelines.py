@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import re
 from graphlib import CycleError, TopologicalSorter
-from typing import Any, Literal
-
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from .bounds import GPU_MEMORY_GIB_MAX, GPUS_MAX, LIST_MAX, MEMORY_GIB_MAX, STEPS_MAX, VCPUS_MAX
 from .errors import SpecError
-from .specs import NAME_PATTERN, Hooks, Schedule, Seconds, Spec, StrList, StrMap, _duration, register_kind
+from .plain_values import scalar_problem, short_repr
+from .specs import (
+    NAME_PATTERN, EnvMap, Hooks, Labels, Scalar, Schedule, Seconds, Spec, StrList, StrMap, _duration, register_kind,
+)
 from .sweeps import SweepSpec, trial_refs
 
 PARAM_REF = re.compile(r"\$\{params\.([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -22,17 +24,17 @@ OPS = {"<": "__lt__", "<=": "__le__", ">": "__gt__", ">=": "__ge__", "==": "__eq
 class StepRequirements(Spec):
     """Per-step overrides of the job's requirements: only the fields given replace the job's."""
 
-    cpus: float | None = Field(None, ge=0)
-    memory_gib: float | None = Field(None, ge=0)
-    gpus: float | None = Field(None, ge=0)
+    cpus: float | None = Field(None, ge=0, le=VCPUS_MAX)
+    memory_gib: float | None = Field(None, ge=0, le=MEMORY_GIB_MAX)
+    gpus: float | None = Field(None, ge=0, le=GPUS_MAX)
     gpu_type: str | None = None
-    gpu_memory_gib: float | None = Field(None, ge=0)
+    gpu_memory_gib: float | None = Field(None, ge=0, le=GPU_MEMORY_GIB_MAX)
 
 
 class Condition(Spec):
     value: str  # "step/file.json#a.b"
     op: Literal["<", "<=", ">", ">=", "==", "!="]
-    than: Any
+    than: Scalar
 
     @model_validator(mode="after")
     def _reference(self) -> "Condition":
@@ -61,9 +63,9 @@ class Step(Spec):
     fail: str | None = None
     sweep: SweepSpec | None = None
     args: StrList | None = None
-    env: StrMap = {}
+    env: EnvMap = {}
     inputs: StrMap = {}  # name in COSTWISE_INPUT_DIR -> "step/output"
-    outputs: list[str] = []
+    outputs: Annotated[list[str], Field(max_length=LIST_MAX)] = []
     requirements: StepRequirements | None = None
     shape: str | None = None
     max_runtime: Annotated[Seconds | None, _duration("max_runtime")] = None
@@ -115,11 +117,11 @@ class Step(Spec):
 class PipelineSpec(Spec):
     kind: Literal["Pipeline"] = "Pipeline"
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
-    parameters: dict[str, bool | int | float | str] = {}
-    steps: list[Step] = Field(min_length=1)
-    backends: list[Literal["local", "docker", "kubernetes"]] | None = None
+    parameters: Annotated[dict[str, Scalar], Field(max_length=LIST_MAX)] = {}
+    steps: list[Step] = Field(min_length=1, max_length=STEPS_MAX)
+    backends: Annotated[list[Literal["local", "docker", "kubernetes"]], Field(max_length=3)] | None = None
     schedule: Schedule | None = None
-    labels: StrMap = {}
+    labels: Labels = {}
     hooks: Hooks = Hooks()
 
     @model_validator(mode="after")
@@ -209,8 +211,12 @@ def parse_params(spec: PipelineSpec, pairs: dict[str, str]) -> dict[str, Any]:
             values[key] = _typed(text, default)
         except ValueError:
             raise SpecError(
-                f"--param {key}={text!r} is not a {type(default).__name__} like the default {default!r}", "param", text
+                f"--param {key}={short_repr(text)} is not a {type(default).__name__} like the default {default!r}",
+                "param", text,
             ) from None
+        why = scalar_problem(values[key])
+        if why:
+            raise SpecError(f"--param {key}={short_repr(text)} {why}", "param", text)
     return values
 
 

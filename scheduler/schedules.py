@@ -10,6 +10,7 @@ coalesced into one run; with `misfire_grace_s` set, fires later than that are sk
 from __future__ import annotations
 
 import logging
+import math
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -125,7 +126,7 @@ class ScheduleSync:
             self.scheduler.add_job(
                 FIRE_FUNC, trigger_for(spec.schedule), args=(kind, spec.name), id=job_id, name=signature,
                 executor="costwise", coalesce=True, max_instances=1, replace_existing=True,
-                misfire_grace_time=self.misfire_grace_s,
+                misfire_grace_time=None if self.misfire_grace_s is None else max(1, math.ceil(self.misfire_grace_s)),
             )
         self._version = version
         return True

@@ -6,6 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import SpecError
+
+DIALECTS = ("sqlite", "postgresql")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -17,6 +21,7 @@ class Settings:
         home_path = Path(home or os.environ.get("COSTWISE_HOME") or Path.home() / ".costwise")
         home_path = home_path.expanduser().resolve()
         url = db or os.environ.get("COSTWISE_DB") or f"sqlite:///{home_path / 'catalog.db'}"
+        check_db_url(url)
         return cls(home_path, url)
 
     @property
@@ -33,3 +38,21 @@ class Settings:
 
     def run_dir(self, run_id: str) -> Path:
         return self.runs_root / run_id
+
+
+def check_db_url(url: str) -> None:
+    """SpecError unless ``url`` is a SQLite or PostgreSQL URL SQLAlchemy can parse (the value is
+    shown only when it holds no credentials)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    shown = repr(url) if "@" not in url else "(a URL with credentials)"
+    try:
+        backend = make_url(url).get_backend_name()
+    except (ArgumentError, ValueError):
+        raise SpecError(
+            f"--db {shown} is not a database URL (e.g. sqlite:////path/catalog.db or postgresql+psycopg://host/db)",
+            "db", None,
+        ) from None
+    if backend not in DIALECTS:
+        raise SpecError(f"--db {shown}: {backend!r} is not one of {', '.join(DIALECTS)}", "db", None)

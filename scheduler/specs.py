@@ -9,6 +9,7 @@ import difflib
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -18,15 +19,53 @@ from pydantic import (
     model_validator,
 )
 
-from .durations import DEFAULT_MAX_RUNTIME_S, MAX_RUNTIME_CAP_S, parse_duration
+from .bounds import (
+    ARGS_MAX,
+    ARGS_TOTAL_MAX_CHARS,
+    CAPACITY_MAX,
+    DEFAULT_MAX_RUNTIME_S,
+    ENV_MAX,
+    ENV_NAME_MAX_CHARS,
+    ENV_TOTAL_MAX_CHARS,
+    EXPECTED_DURATION_MAX_S,
+    GPU_MEMORY_GIB_MAX,
+    GPUS_MAX,
+    INTERVAL_MAX_S,
+    INTERVAL_MIN_S,
+    LABEL_KEY_MAX_CHARS,
+    LABEL_VALUE_MAX_CHARS,
+    LABELS_MAX,
+    LIST_MAX,
+    MAX_RUNTIME_CAP_S,
+    MAX_WAIT_MAX_S,
+    MEMORY_GIB_MAX,
+    PRICE_PER_HOUR_MAX,
+    RETRIES_MAX,
+    STOP_GRACE_MAX_S,
+    TEXT_MAX_CHARS,
+    VCPUS_MAX,
+)
+from .durations import duration_words, parse_duration
 from .errors import SpecError
+from .plain_values import dotted_path, first_problem, short_repr
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+ENV_NAME_PATTERN = r"^[^=\x00]+$"  # what execve and docker accept as a variable name
 BACKENDS = ("local", "docker", "kubernetes")
 
 
-def _duration(field: str):
-    return BeforeValidator(lambda v: None if v is None else parse_duration(v, field=field))
+def _duration(field: str, cap: float = MAX_RUNTIME_CAP_S):
+    """Seconds from "90s" / "2h" / a number, at most ``cap``."""
+
+    def seconds(value: Any) -> Any:
+        if value is None:
+            return None
+        parsed = parse_duration(value, field=field)
+        if parsed > cap:
+            raise ValueError(f"more than the {duration_words(cap)} cap ({parsed:g}s > {cap:g}s)")
+        return parsed
+
+    return BeforeValidator(seconds)
 
 
 def _stringify(value: Any) -> Any:
@@ -47,37 +86,69 @@ def _str_list(value: Any) -> Any:
     return [_stringify(v) for v in value] if isinstance(value, list) else value
 
 
+def _total_chars(limit: int, what: str):
+    def check(value: Any) -> Any:
+        items = value.items() if isinstance(value, dict) else [(v, "") for v in value or ()]
+        total = sum(len(k) + len(v) for k, v in items)
+        if total > limit:
+            raise ValueError(f"{what} add up to {total} characters (at most {limit})")
+        return value
+
+    return AfterValidator(check)
+
+
+def _scalar(value: Any) -> Any:
+    if value is None or isinstance(value, (dict, list, tuple, set)):
+        raise ValueError(f"{short_repr(value)} is not a number, a string or a boolean")
+    return value
+
+
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
-StrMap = Annotated[dict[str, str], BeforeValidator(_str_map)]
-StrList = Annotated[list[str], BeforeValidator(_str_list)]
+Text = Annotated[str, Field(max_length=TEXT_MAX_CHARS)]
+Scalar = Annotated[bool | int | float | str, BeforeValidator(_scalar)]
+StrMap = Annotated[dict[str, str], BeforeValidator(_str_map), Field(max_length=LIST_MAX)]
+EnvName = Annotated[str, Field(min_length=1, max_length=ENV_NAME_MAX_CHARS, pattern=ENV_NAME_PATTERN)]
+EnvMap = Annotated[
+    dict[EnvName, str], BeforeValidator(_str_map), Field(max_length=ENV_MAX),
+    _total_chars(ENV_TOTAL_MAX_CHARS, "env names and values"),
+]
+Labels = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=LABEL_KEY_MAX_CHARS)],
+         Annotated[str, Field(max_length=LABEL_VALUE_MAX_CHARS)]],
+    BeforeValidator(_str_map), Field(max_length=LABELS_MAX),
+]
+StrList = Annotated[
+    list[str], BeforeValidator(_str_list), Field(max_length=ARGS_MAX), _total_chars(ARGS_TOTAL_MAX_CHARS, "args")
+]
 Seconds = Annotated[float, Field(ge=0)]
 
 
 class Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every float finite (pydantic refuses NaN and infinity), every string bounded.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, str_max_length=TEXT_MAX_CHARS)
 
 
 class Requirements(Spec):
-    cpus: float = Field(1.0, ge=0)
-    memory_gib: float = Field(1.0, ge=0)
-    gpus: float = Field(0.0, ge=0)
+    cpus: float = Field(1.0, ge=0, le=VCPUS_MAX)
+    memory_gib: float = Field(1.0, ge=0, le=MEMORY_GIB_MAX)
+    gpus: float = Field(0.0, ge=0, le=GPUS_MAX)
     gpu_type: str | None = None
-    gpu_memory_gib: float = Field(0.0, ge=0)
+    gpu_memory_gib: float = Field(0.0, ge=0, le=GPU_MEMORY_GIB_MAX)
 
 
 class ShapeSpec(Spec):
     kind: Literal["Shape"] = "Shape"
     name: Name
     backend: Literal["local", "docker", "kubernetes"] = "local"
-    vcpus: float = Field(gt=0)
-    memory_gib: float = Field(gt=0)
-    gpus: float = Field(0.0, ge=0)
+    vcpus: float = Field(gt=0, le=VCPUS_MAX)
+    memory_gib: float = Field(gt=0, le=MEMORY_GIB_MAX)
+    gpus: float = Field(0.0, ge=0, le=GPUS_MAX)
     gpu_type: str | None = None
-    gpu_memory_gib: float = Field(0.0, ge=0)
-    price_per_hour: float = Field(ge=0)
-    spot_price_per_hour: float | None = Field(None, ge=0)
-    capacity: int = Field(1, ge=1)
-    labels: StrMap = {}
+    gpu_memory_gib: float = Field(0.0, ge=0, le=GPU_MEMORY_GIB_MAX)
+    price_per_hour: float = Field(ge=0, le=PRICE_PER_HOUR_MAX)
+    spot_price_per_hour: float | None = Field(None, ge=0, le=PRICE_PER_HOUR_MAX)
+    capacity: int = Field(1, ge=1, le=CAPACITY_MAX)
+    labels: Labels = {}
     region: str | None = None
 
     @model_validator(mode="after")
@@ -95,15 +166,26 @@ class Mount(Spec):
 
 class Schedule(Spec):
     cron: str | None = None
-    interval: Annotated[float | None, _duration("schedule.interval")] = None
+    interval: Annotated[float | None, _duration("schedule.interval", INTERVAL_MAX_S)] = None
     timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (ValueError, LookupError, OSError):
+            raise ValueError(f"{short_repr(value)} is not an IANA time zone (e.g. 'UTC', 'Europe/Paris')") from None
+        return value
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Schedule":
         if (self.cron is None) == (self.interval is None):
             raise ValueError("give exactly one of 'cron' or 'interval'")
-        if self.interval is not None and self.interval < 1:
-            raise ValueError(f"interval {self.interval:g}s is shorter than 1s")
+        if self.interval is not None and self.interval < INTERVAL_MIN_S:
+            raise ValueError(f"interval {self.interval:g}s is shorter than {INTERVAL_MIN_S}s")
         if self.cron is not None:
             from apscheduler.triggers.cron import CronTrigger
 
@@ -126,10 +208,13 @@ class Hook(Spec):
         return self
 
 
+HookList = Annotated[list[Hook], Field(max_length=LIST_MAX)]
+
+
 class Hooks(Spec):
-    on_success: list[Hook] = []
-    on_failure: list[Hook] = []
-    on_timeout: list[Hook] = []
+    on_success: HookList = []
+    on_failure: HookList = []
+    on_timeout: HookList = []
 
 
 class JobSpec(Spec):
@@ -139,27 +224,25 @@ class JobSpec(Spec):
     artifact_hash: str | None = None
     entrypoint: str | None = None
     args: StrList = []
-    env: StrMap = {}
-    secret_env: StrMap = {}
+    env: EnvMap = {}
+    secret_env: EnvMap = {}
     requirements: Requirements = Requirements()
     shape: str | None = None
     max_runtime: Annotated[Seconds, _duration("max_runtime")] = DEFAULT_MAX_RUNTIME_S
-    stop_grace: Annotated[Seconds, _duration("stop_grace")] = 10.0
-    max_wait: Annotated[Seconds, _duration("max_wait")] = 600.0
-    expected_duration: Annotated[Seconds | None, _duration("expected_duration")] = None
-    retries: int = Field(0, ge=0, le=100)
+    stop_grace: Annotated[Seconds, _duration("stop_grace", STOP_GRACE_MAX_S)] = 10.0
+    max_wait: Annotated[Seconds, _duration("max_wait", MAX_WAIT_MAX_S)] = 600.0
+    expected_duration: Annotated[Seconds | None, _duration("expected_duration", EXPECTED_DURATION_MAX_S)] = None
+    retries: int = Field(0, ge=0, le=RETRIES_MAX)
     resume: bool = False
-    mounts: list[Mount] = []
+    mounts: Annotated[list[Mount], Field(max_length=LIST_MAX)] = []
     image: str | None = None
-    labels: StrMap = {}
+    labels: Labels = {}
     schedule: Schedule | None = None
     hooks: Hooks = Hooks()
 
     @field_validator("max_runtime")
     @classmethod
-    def _cap(cls, v: float) -> float:
-        if v > MAX_RUNTIME_CAP_S:
-            raise ValueError(f"more than the 30-day cap ({v:g}s > {MAX_RUNTIME_CAP_S}s)")
+    def _positive(cls, v: float) -> float:
         if v <= 0:
             raise ValueError("must be more than 0s")
         return v
@@ -185,15 +268,15 @@ class JobSpec(Spec):
 class RunOverrides(Spec):
     """What one run may change of its job (OCI job-run overrides)."""
 
-    env: StrMap = {}
+    env: EnvMap = {}
     args: StrList | None = None
     shape: str | None = None
     max_runtime: Annotated[Seconds | None, _duration("max_runtime")] = None
 
     @field_validator("max_runtime")
     @classmethod
-    def _cap(cls, v: float | None) -> float | None:
-        if v is not None and not 0 < v <= MAX_RUNTIME_CAP_S:
+    def _positive(cls, v: float | None) -> float | None:
+        if v is not None and v <= 0:
             raise ValueError(f"{v:g}s is outside (0s, 30d]")
         return v
 
@@ -201,6 +284,7 @@ class RunOverrides(Spec):
 def parse_overrides(data: dict[str, Any]) -> RunOverrides:
     """Run overrides from the CLI's flags or an API body; one-line SpecError on bad values."""
     clean = {k: v for k, v in data.items() if v not in (None, [], {})}
+    _refuse_out_of_bounds(clean, "run override")
     try:
         return RunOverrides.model_validate(clean)
     except ValidationError as exc:
@@ -217,14 +301,14 @@ def register_kind(kind: str, model: type[Spec]) -> None:
 def describe_error(exc: ValidationError, model: type[BaseModel], label: str) -> SpecError:
     """One line naming the field path and the value, with a suggestion for unknown keys."""
     err = exc.errors()[0]
-    path = ".".join(str(p) for p in err["loc"])
+    path = dotted_path(err["loc"])
     value = err.get("input")
     if err["type"] == "extra_forbidden":
         known = _known_fields(model, err["loc"][:-1])
         hint = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
         tip = f" (did you mean {hint[0]!r}?)" if hint else f" (known: {', '.join(sorted(known))})"
         return SpecError(f"{label}: unknown field {path!r}{tip}", path, value)
-    message = err["msg"].removeprefix("Value error, ").removeprefix(f"{path}: ")
+    message = " ".join(err["msg"].removeprefix("Value error, ").removeprefix(f"{path}: ").split())
     if err["type"] == "missing":
         return SpecError(f"{label}: {path} is required", path, None)
     if not path:
@@ -258,21 +342,27 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return short_repr(value)
+
+
+def _refuse_out_of_bounds(value: Any, label: str) -> None:
+    """SpecError naming the first value no model should see: NaN, a huge int, a NUL, a deep nest."""
+    problem = first_problem(value)
+    if problem is not None:
+        path, bad, why = problem
+        raise SpecError(f"{label}: {path}={short_repr(bad)} {why}" if path else f"{label}: the document {why}", path, None)
 
 
 def parse_spec(doc: Any, kind: str | None = None) -> Spec:
     """Validate one document (a dict with 'kind', or with kind given) into its spec."""
     if not isinstance(doc, dict):
-        raise SpecError(f"a document must be a mapping, got {_short(doc)}", "", doc)
+        raise SpecError(f"a document must be a mapping, got {_short(doc)}", "", None)
     kind = kind or doc.get("kind")
-    model = SPEC_KINDS.get(kind)  # type: ignore[arg-type]
+    model = SPEC_KINDS.get(kind) if isinstance(kind, str) else None
     if model is None:
-        raise SpecError(
-            f"kind={kind!r} is not one of {', '.join(SPEC_KINDS)}", "kind", kind
-        )
-    label = f"{kind} {doc.get('name', '?')!r}"
+        raise SpecError(f"kind={_short(kind)} is not one of {', '.join(SPEC_KINDS)}", "kind", None)
+    label = f"{kind} {_short(doc.get('name', '?'))}"
+    _refuse_out_of_bounds(doc, label)
     try:
         return model.model_validate({**doc, "kind": kind})
     except ValidationError as exc:

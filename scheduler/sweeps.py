@@ -8,30 +8,30 @@ so the trials do not depend on how a catalog database orders JSON keys.
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 import re
 import statistics
-from typing import Any, Iterable, Literal, Sequence
+from typing import Annotated, Any, Iterable, Literal, Sequence
 
 from pydantic import Field, field_validator, model_validator
 
-from .specs import Name, Spec
+from .bounds import LIST_MAX, MONEY_MAX_USD, SWEEP_PARALLEL_MAX, SWEEP_TRIALS_MAX, SWEEP_VALUES_MAX
+from .specs import Name, Scalar, Spec
 
 DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint")
 TRIAL_REF = re.compile(r"\$\{trial\.([A-Za-z_][A-Za-z0-9_]*)\}")
 PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-Scalar = bool | int | float | str
+Values = Annotated[list[Scalar], Field(max_length=SWEEP_VALUES_MAX)]
 
 
 class Distribution(Spec):
     """Exactly one of: grid / choice (non-empty lists of values), uniform / loguniform ([low, high]
     floats, low < high, loguniform bounds > 0), randint ([low, high] integers, both included)."""
 
-    grid: list[Scalar] | None = None
-    choice: list[Scalar] | None = None
-    uniform: list[float] | None = None
+    grid: Values | None = None
+    choice: Values | None = None
+    uniform: list[float] | None = None  # [low, high]: the length is checked below
     loguniform: list[float] | None = None
     randint: list[int] | None = None
 
@@ -114,12 +114,12 @@ class Objective(Spec):
 
 class SweepSpec(Spec):
     job: Name  # a declared Job; checked against the catalog at apply time
-    parameters: dict[str, Distribution] = {}
-    trials: int | None = Field(None, ge=1)
-    parallel: int = Field(1, ge=1)
+    parameters: Annotated[dict[str, Distribution], Field(max_length=LIST_MAX)] = {}
+    trials: int | None = Field(None, ge=1, le=SWEEP_TRIALS_MAX)
+    parallel: int = Field(1, ge=1, le=SWEEP_PARALLEL_MAX)
     seed: int = 0
     objective: Objective
-    budget_usd: float | None = Field(None, ge=0)
+    budget_usd: float | None = Field(None, ge=0, le=MONEY_MAX_USD)
 
     @field_validator("parameters")
     @classmethod
@@ -129,8 +129,18 @@ class SweepSpec(Spec):
                 raise ValueError(f"parameter name {name!r} is not an identifier (letters, digits, _)")
         return value
 
+    @model_validator(mode="after")
+    def _grid_within_cap(self) -> "SweepSpec":
+        if self.grid_size > SWEEP_TRIALS_MAX:
+            sizes = " x ".join(f"{n} {len(d.values)}" for n, d in sorted(self.parameters.items()) if d.kind == "grid")
+            raise ValueError(
+                f"the grid has {self.grid_size} points ({sizes}), more than the {SWEEP_TRIALS_MAX}-trial cap"
+            )
+        return self
+
     @property
     def grid_size(self) -> int:
+        """The number of grid points: the product of the grid lists' lengths (never enumerated)."""
         return math.prod(len(d.values) for d in self.parameters.values() if d.kind == "grid")
 
     @property
@@ -146,15 +156,25 @@ def generate_trials(sweep: SweepSpec) -> list[dict[str, Any]]:
     names = sorted(sweep.parameters)
     grid_names = [n for n in names if sweep.parameters[n].kind == "grid"]
     drawn_names = [n for n in names if sweep.parameters[n].kind != "grid"]
-    points = list(itertools.product(*(sweep.parameters[n].values for n in grid_names)))
+    grid = [sweep.parameters[n].values for n in grid_names]
     rng = random.Random(sweep.seed)
     trials = []
     for index in range(sweep.trial_count):
-        params = dict(zip(grid_names, points[index % len(points)]))
+        params = dict(zip(grid_names, grid_point(grid, index % sweep.grid_size)))
         for name in drawn_names:
             params[name] = sweep.parameters[name].sample(rng)
         trials.append({name: params[name] for name in names})
     return trials
+
+
+def grid_point(grid: Sequence[Sequence[Any]], index: int) -> tuple[Any, ...]:
+    """The ``index``-th point of the cross product of ``grid``, in ``itertools.product`` order
+    (the last list varies fastest), without building the product."""
+    point = []
+    for values in reversed(grid):
+        index, position = divmod(index, len(values))
+        point.append(values[position])
+    return tuple(reversed(point))
 
 
 def trial_refs(texts: Iterable[str]) -> set[str]:
