@@ -3,22 +3,48 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
-from .artifacts import file_sha256
+from . import safefs
 from .clock import iso
 from .costs import idle_cost
 from .runs import RunRecord
 
+log = logging.getLogger(__name__)
+
 
 def files_with_hashes(folder: Path | None) -> dict[str, dict[str, Any]]:
-    if folder is None or not folder.is_dir():
+    """Each regular file below a run's folder with its sha256 and size. The folder is the job's:
+    links and special files are listed by kind, never followed or read."""
+    if folder is None:
         return {}
-    out = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        out[path.relative_to(folder).as_posix()] = {"sha256": file_sha256(path), "bytes": path.stat().st_size}
+    try:
+        root = safefs.open_dir(folder)
+    except (FileNotFoundError, safefs.UnsafeFile):
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        for parts, info, dir_fd in safefs.walk(root):
+            if stat.S_ISDIR(info.st_mode):
+                continue
+            name = "/".join(parts)
+            if not stat.S_ISREG(info.st_mode):
+                out[name] = {"type": safefs.kind_of(info.st_mode)}
+                continue
+            try:
+                sha, size = safefs.sha256_fd(safefs.open_regular(parts[-1], dir_fd))
+            except (OSError, safefs.UnsafeFile) as exc:
+                out[name] = {"error": str(exc)}
+                continue
+            out[name] = {"sha256": sha, "bytes": size}
+    except (OSError, safefs.UnsafeFile) as exc:
+        out["..."] = {"error": str(exc)}
+    finally:
+        os.close(root)
     return out
 
 
@@ -62,8 +88,21 @@ def build_results(run: RunRecord, final: dict[str, Any], dirs: dict[str, Path]) 
     }
 
 
-def write_results(path: Path, results: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
+def write_results(path: Path, results: dict[str, Any]) -> bool:
+    """Write results.json into the run's artifacts folder without following anything the job
+    planted there (a link named results.json or results.json.tmp is replaced, not written through).
+    False, with a warning, when the folder is not a real one or the name is taken by a folder:
+    a finished run must still be recorded."""
+    data = json.dumps(results, indent=2, sort_keys=True, default=str).encode()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        folder = safefs.open_dir(path.parent)
+        try:
+            with safefs.atomic_create(folder, path.name) as out:
+                out.write(data)
+        finally:
+            os.close(folder)
+    except (OSError, safefs.UnsafeFile) as exc:
+        log.warning("results of run %s not written to %s: %s", results.get("run_id"), path, exc)
+        return False
+    return True
