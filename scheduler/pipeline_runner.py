@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
 from typing import Any, Callable
 
-from . import cache
+from . import cache, safefs
 from .catalog import step_requirements
 from .clock import iso
 from .errors import CostwiseError, SpecError
 from .launch import run_dirs
-from .outputs import OutputStore
+from .outputs import CorruptObject, OutputStore, declared_output_problem
 from .pipelines import PipelineSpec, Step, evaluate_condition, parse_params, referenced_params, substitute
 from .runs import CACHED, CANCELED, FAILED, SKIPPED, SUCCEEDED, RunRecord, new_run_id
 from .specs import JobSpec
@@ -59,6 +61,7 @@ class PipelineRunner:
         self.store = engine.store
         self.runs = engine.store.pipeline_runs
         self.outputs = OutputStore(engine.settings.home / "store")
+        self.inputs_root = engine.settings.home / "step-inputs"
 
     # -- starting --------------------------------------------------------------------------------
     def submit(
@@ -189,14 +192,20 @@ class PipelineRunner:
 
     def _launch(self, state, step, job, inputs, key, parts, miss_reason) -> RunRecord:
         backends = sorted(state.spec.backends) if state.spec.backends else None
-        run = self.engine.submit(
-            job.name, job=job, message=f"step {step.name}: cache miss ({miss_reason})",
-            pipeline=state.spec.name, pipeline_run=state.prun_id, step=step.name,
-            extra={"cache": {"key": key, "result": "miss", "reason": miss_reason, "parts": parts},
-                   "parameters": state.params, "backends": backends},
-            labels={**state.spec.labels, **job.labels},
-        )
-        self.outputs.materialize(inputs, run_dirs(self.engine.settings, run, job)["input"])
+        input_dir, problem = self._materialize(inputs)
+        if problem:
+            return self._final_record(state, step, FAILED, problem, spec=job.model_dump(mode="json"))
+        try:
+            run = self.engine.submit(
+                job.name, job=job, message=f"step {step.name}: cache miss ({miss_reason})",
+                pipeline=state.spec.name, pipeline_run=state.prun_id, step=step.name,
+                extra={"cache": {"key": key, "result": "miss", "reason": miss_reason, "parts": parts},
+                       "parameters": state.params, "backends": backends, "dirs": {"input": str(input_dir)}},
+                labels={**state.spec.labels, **job.labels},
+            )
+        except BaseException:
+            shutil.rmtree(input_dir, ignore_errors=True)
+            raise
         if self.dispatched:
             final = self.engine.wait_for(run.id)
         else:
@@ -205,15 +214,14 @@ class PipelineRunner:
 
     def _after_run(self, state, step, job, key, parts, final: RunRecord) -> RunRecord:
         """Check and publish a finished step's outputs (idempotent: a resumed run may do it again)."""
+        self._drop_inputs(final)
         if final.state != SUCCEEDED or "outputs" in final.extra:
             return final
         out_dir = run_dirs(self.engine.settings, final, job)["output"]
-        missing = [name for name in step.outputs if not (out_dir / name).is_file()]
-        if missing:
-            reason = f"declared output {missing[0]} was not written to COSTWISE_OUTPUT_DIR"
+        published, reason = self._take_outputs(out_dir, step.outputs)
+        if reason:
             self.store.update_run(final.id, expect=[SUCCEEDED], state=FAILED, reason=reason, message=reason)
             return self.store.get_run(final.id)
-        published = {name: self.outputs.put_file(out_dir / name) for name in step.outputs}
         if step.cache and key:
             self.outputs.publish(key, published, {
                 "run_id": final.id, "cost_usd": final.cost_usd, "shape": final.shape, "backend": final.backend,
@@ -225,6 +233,35 @@ class PipelineRunner:
         self.store.update_run(final.id, extra=extra)
         final.extra = extra
         return final
+
+    # -- inputs and outputs: private verified copies in, regular files only out ----------------
+    def _materialize(self, inputs: dict[str, dict[str, Any]]) -> tuple[Path | None, str | None]:
+        """A fresh folder of verified copies of a step's inputs, filled before its run is queued
+        (so a dispatcher cannot start it half-filled); or why not."""
+        folder = self.inputs_root / secrets.token_hex(8)
+        try:
+            self.outputs.materialize(inputs, folder)
+        except CorruptObject as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            return None, str(exc)
+        return folder, None
+
+    def _drop_inputs(self, run: RunRecord) -> None:
+        """A finished step's input copies go (the store keeps the bytes, results.json their hashes)."""
+        folder = run.extra.get("dirs", {}).get("input")
+        if folder and Path(folder).parent == self.inputs_root:
+            shutil.rmtree(folder, ignore_errors=True)  # rmtree does not follow links the job planted
+
+    def _take_outputs(self, out_dir: Path, names: list[str]) -> tuple[dict[str, Any], str | None]:
+        """The declared outputs copied into the store, or why they cannot be (nothing is taken
+        that is not a regular file right inside COSTWISE_OUTPUT_DIR)."""
+        problem = declared_output_problem(out_dir, names)
+        if problem:
+            return {}, problem
+        try:
+            return {name: self.outputs.put_file(out_dir / name) for name in names}, None
+        except (safefs.UnsafeFile, FileNotFoundError) as exc:  # swapped after the check
+            return {}, f"declared output {exc}, not a regular file: not followed, not stored"
 
     # -- sweep steps -----------------------------------------------------------------------------
     def _sweep(self, state, step, job, inputs, key, parts, miss_reason, existing: list[RunRecord] = ()) -> RunRecord:
@@ -252,7 +289,11 @@ class PipelineRunner:
                         stopped = why
                         break
                     index = queue.pop(0)
-                    trial = self._submit_trial(state, step, planned, index, inputs, key, parts, miss_reason, backends)
+                    try:
+                        trial = self._submit_trial(state, step, planned, index, inputs, key, parts, miss_reason, backends)
+                    except CorruptObject as exc:
+                        stopped = str(exc)
+                        break
                     running[pool.submit(self._await_trial, step, trial, backends)] = index
                     started += 1
                 if not running:
@@ -263,22 +304,29 @@ class PipelineRunner:
         return self._sweep_result(state, step, key, parts, planned, [finished[i] for i in sorted(finished)], stopped)
 
     def _submit_trial(self, state, step, planned, index, inputs, key, parts, miss_reason, backends) -> RunRecord:
+        """Queue one trial with its own verified input copies (CorruptObject when they cannot be made)."""
         params = planned[index]
         job = step_job(state.jobs[step.job_name], step, state.params, trial=params)
         cache_info = {"key": key, "reason": miss_reason, "parts": parts}
         if index == 0:  # one cache lookup per step: the miss is counted once, on the first trial
             cache_info["result"] = "miss"
-        run = self.engine.submit(
-            job.name, job=job, pipeline=state.spec.name, pipeline_run=state.prun_id, step=step.name,
-            message=f"step {step.name}: trial {index + 1} of {len(planned)} {json.dumps(params, sort_keys=True)} "
-                    f"(cache miss: {miss_reason})",
-            extra={"trial": params, "trial_index": index, "objective": None,
-                   "env": {"COSTWISE_TRIAL": json.dumps(params, sort_keys=True)},
-                   "cache": cache_info, "parameters": state.params, "backends": backends},
-            labels={**state.spec.labels, **job.labels},
-        )
-        self.outputs.materialize(inputs, run_dirs(self.engine.settings, run, job)["input"])
-        return run
+        input_dir, problem = self._materialize(inputs)
+        if problem:
+            raise CorruptObject(problem)
+        try:
+            return self.engine.submit(
+                job.name, job=job, pipeline=state.spec.name, pipeline_run=state.prun_id, step=step.name,
+                message=f"step {step.name}: trial {index + 1} of {len(planned)} {json.dumps(params, sort_keys=True)} "
+                        f"(cache miss: {miss_reason})",
+                extra={"trial": params, "trial_index": index, "objective": None,
+                       "env": {"COSTWISE_TRIAL": json.dumps(params, sort_keys=True)},
+                       "cache": cache_info, "parameters": state.params, "backends": backends,
+                       "dirs": {"input": str(input_dir)}},
+                labels={**state.spec.labels, **job.labels},
+            )
+        except BaseException:
+            shutil.rmtree(input_dir, ignore_errors=True)
+            raise
 
     def _await_trial(self, step: Step, run: RunRecord, backends) -> RunRecord:
         if self.dispatched:
@@ -294,17 +342,18 @@ class PipelineRunner:
     def _check_trial(self, step: Step, final: RunRecord) -> RunRecord:
         """A finished trial's declared outputs must be there and its objective must read as a number;
         else the trial is FAILED (like a step that does not write its outputs). Idempotent."""
+        self._drop_inputs(final)
         if final.state != SUCCEEDED or final.extra.get("objective") is not None:
             return final
         out_dir = run_dirs(self.engine.settings, final, JobSpec.model_validate(final.spec))["output"]
-        missing = [name for name in step.outputs if not (out_dir / name).is_file()]
+        problem = declared_output_problem(out_dir, step.outputs)
         objective = step.sweep.objective
-        if missing:
-            reason = f"declared output {missing[0]} was not written to COSTWISE_OUTPUT_DIR"
+        if problem:
+            reason = problem
         else:
             try:
-                value = read_objective(json.loads((out_dir / objective.output).read_text()), objective.path)
-            except (OSError, ValueError) as exc:
+                value = read_objective(json.loads(safefs.read_beneath(out_dir, objective.output)), objective.path)
+            except (OSError, ValueError, safefs.UnsafeFile) as exc:
                 reason = f"objective {objective.value} could not be read: {exc}"
             else:
                 extra = {**final.extra, "objective": value}
@@ -332,7 +381,10 @@ class PipelineRunner:
             return self._final_record(state, step, FAILED, reason, extra={"sweep": summary, "parameters": state.params})
         final: RunRecord = best["run"]
         out_dir = run_dirs(self.engine.settings, final, JobSpec.model_validate(final.spec))["output"]
-        published = {name: self.outputs.put_file(out_dir / name) for name in step.outputs}
+        published, problem = self._take_outputs(out_dir, step.outputs)
+        if problem:
+            return self._final_record(state, step, FAILED, f"best trial {final.id}: {problem}",
+                                      extra={"sweep": summary, "parameters": state.params})
         if step.cache and key:
             self.outputs.publish(key, published, {
                 "run_id": final.id, "cost_usd": summary["cost_usd"], "shape": final.shape, "backend": final.backend,
