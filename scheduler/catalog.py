@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .artifacts import ArtifactStore, artifact_kind, content_hash, resolve_artifact
+from .artifacts import (
+    ArtifactStore, artifact_kind, check_entrypoint, content_hash, entrypoint_path_problem, resolve_artifact,
+)
 from .bounds import DOCUMENT_FILE_MAX_BYTES
 from .errors import Conflict, NotFound, SpecError
 from .placement import unfit_message
@@ -77,13 +79,15 @@ def prepare_job(spec: JobSpec, base_dir: Path, artifacts: ArtifactStore) -> JobS
         raise SpecError(
             f"Job {spec.name!r}: entrypoint is required for a {kind} artifact ({spec.artifact!r})", "entrypoint", None
         )
-    digest = content_hash(path)
-    stored = artifacts.put(path, digest)
-    if spec.entrypoint and not (stored / spec.entrypoint).is_file():
+    problem = spec.entrypoint and entrypoint_path_problem(spec.entrypoint)  # refused before anything is stored
+    if not problem:
+        digest = content_hash(path)
+        stored = artifacts.put(path, digest)
+        problem = spec.entrypoint and check_entrypoint(stored, spec.entrypoint)
+    if problem:
         raise SpecError(
-            f"Job {spec.name!r}: entrypoint={spec.entrypoint!r} is not a file inside {spec.artifact!r}",
-            "entrypoint",
-            spec.entrypoint,
+            f"Job {spec.name!r}: entrypoint={spec.entrypoint!r} {problem} ({spec.artifact!r})",
+            "entrypoint", spec.entrypoint,
         )
     return spec.model_copy(update={"artifact": str(path), "artifact_hash": digest})
 
