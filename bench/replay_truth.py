@@ -2,8 +2,9 @@
 
 speed(class, shape) = table[type] x exp(sigma * z), z ~ N(0, 1) drawn once per (seed, job class,
 type). The type is the shape's accelerator model as the catalog spells it for a GPU job, else its
-CPU family (``scheduler.instance_families.cpu_family``); a table row whose type holds * ? or [
-matches instance types instead and wins. A type the table does not list runs at 1.0 (times the
+CPU family (``scheduler.instance_families.cpu_family``; the instance type where no family is known,
+e.g. Lambda's ``cpu_4x_generalx``); a table row whose type holds * ? or [ matches instance types
+instead (any case) and wins, except for a CPU-only job on a GPU VM, which runs on the host's CPUs. A type the table does not list runs at 1.0 (times the
 noise). z is seeded by the class's requirement signature and the type's name, so one class draws
 the same factor for "A100" whatever else the catalog or the trace holds. The noise says what a
 datasheet cannot: some jobs gain less from a faster GPU than its peak ratio, some more.

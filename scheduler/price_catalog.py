@@ -115,7 +115,7 @@ def _gpu_memory_from_info(info: str) -> float | None:
 
 def header_map(header: list[str]) -> dict[str, str]:
     """Schema column -> the file's spelling of it; CatalogError naming a missing required column."""
-    found = {name.strip().lower(): name for name in header if name}
+    found = {name.strip().lstrip("\ufeff").lower(): name for name in header if name}  # a BOM from Excel
     columns = {name: found[name.lower()] for name in REQUIRED + OPTIONAL if name.lower() in found}
     missing = [name for name in REQUIRED if name not in columns]
     if missing:

@@ -103,6 +103,9 @@ def test_column_order_and_extra_columns_do_not_matter(tmp_path):
         writer.writerows([row[i] for i in order] + ["x"] for row in rows[1:])
     a, b = load_catalog(source), load_catalog(shuffled)
     assert by_name(a) == by_name(b) and a.skipped == b.skipped
+    with_bom = tmp_path / "bom.csv"
+    with_bom.write_text("\ufeff" + shuffled.read_text())  # as spreadsheets save UTF-8
+    assert by_name(load_catalog(with_bom)) == by_name(a)
 
 
 def test_a_missing_required_column_is_one_line_naming_it_and_the_columns_found():
