@@ -1,38 +1,133 @@
 """The daemon's HTTP API (stdlib server, JSON): runs, pipeline runs, Alertmanager webhooks,
-health and /metrics. Loopback by default; bound anywhere else every call needs the bearer token."""
+health and /metrics. Loopback by default; bound anywhere else every call needs the bearer token.
+
+Clients are not trusted (DESIGN.md, "Trust boundaries"): a request's head is checked before its body
+is read (api_guards), bodies and queries are validated by the documents' models (api_models), bad
+input is a 4xx with one line, an internal failure a 500 whose details stay in the daemon's log, and
+slow, idle or too many connections are cut off (api_models.Limits)."""
 
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import logging
+import os
 import re
+import secrets
+import socket
+import sys
+import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlsplit
 
-from .errors import CostwiseError, NotFound, SpecError
+from .api_guards import Refusal, check_body_head, check_host, check_origin
+from .api_models import (
+    AlertmanagerWebhook,
+    CancelRequest,
+    Limits,
+    PipelineRunRequest,
+    parse_body,
+    parse_json_object,
+    parse_query,
+    run_request,
+)
+from .errors import CostwiseError, NotFound, UserError
 
 log = logging.getLogger("costwise.api")
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
+MESSAGE_MAX_CHARS = 500
 
 
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 128  # the listen backlog: bursts of clients wait instead of being refused
-
-
-def start_api(daemon, host: str, port: int) -> ThreadingHTTPServer:
-    import threading
-
-    server = _Server((host, port), _handler_for(daemon))
-    server.daemon_threads = True
+def start_api(daemon, host: str, port: int, limits: Limits | None = None) -> ThreadingHTTPServer:
+    limits = limits or Limits.from_env(dict(os.environ))
+    server = _Server((host, port), _handler_for(daemon, limits), limits.max_connections)
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     return server
 
 
-def _handler_for(daemon):
+class _Server(ThreadingHTTPServer):
+    """One thread per connection, at most ``max_connections`` of them; past that a connection is
+    answered 503 by the accepting thread itself (without blocking it) and closed."""
+
+    request_queue_size = 128  # the listen backlog: bursts of clients wait instead of being refused
+    daemon_threads = True
+
+    def __init__(self, address, handler, max_connections: int):
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._busy = _answer_bytes(503, {"error": f"busy: {max_connections} connections already; retry"})
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            return self._refuse_busy(request)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse_busy(self, request) -> None:
+        request.setblocking(False)
+        try:
+            request.sendall(self._busy)  # a fresh socket's send buffer takes these few bytes at once
+            request.recv(65536)  # what the client already sent, so closing does not reset the answer away
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):  # the client went away mid-answer: its business
+            log.debug("connection from %s ended: %r", client_address, exc)
+        else:
+            log.exception("connection from %s failed", client_address)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """Reads a connection with the idle timeout per read, and no read past ``deadline`` (monotonic)."""
+
+    def __init__(self, sock: socket.socket, idle_timeout_s: float):
+        self._sock, self._idle_timeout_s = sock, idle_timeout_s
+        self.deadline: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        timeout = self._idle_timeout_s
+        if self.deadline is not None:
+            timeout = min(timeout, self.deadline - time.monotonic())
+            if timeout <= 0:
+                raise TimeoutError("the request was not sent in time")
+        self._sock.settimeout(timeout)
+        return self._sock.recv_into(buffer)
+
+
+def _handler_for(daemon, limits: Limits):
+    loopback_only = not daemon.token  # the daemon refuses to start off loopback without a token
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "costwise"
+        timeout = limits.idle_timeout_s
+
+        def setup(self):
+            super().setup()
+            self.rfile.close()  # replaced by a reader that also keeps the request deadline
+            self._reader = _DeadlineReader(self.connection, limits.idle_timeout_s)
+            self.rfile = io.BufferedReader(self._reader)
+
+        def handle_one_request(self):
+            # The deadline counts from waiting for the request line: idle, head and body together.
+            self._reader.deadline = time.monotonic() + limits.request_deadline_s
+            super().handle_one_request()
 
         def log_message(self, fmt, *args):  # quiet: the daemon logs what matters
             log.debug("%s " + fmt, self.address_string(), *args)
@@ -43,46 +138,68 @@ def _handler_for(daemon):
         def do_POST(self):
             self._serve("POST")
 
+        def do_OPTIONS(self):
+            """No CORS preflight is ever granted: an answer without any Access-Control-Allow-* header."""
+            self._request_read()
+            self.send_response(204)
+            self.send_header("Allow", "GET, POST, OPTIONS")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def _serve(self, method: str) -> None:
-            url = urlparse(self.path)
-            if daemon.token and not self._authorized():
-                return self._send(401, {"error": "missing or wrong bearer token"})
+            url = urlsplit(self.path)
+            refusal = self._refusal(method)
+            if refusal:
+                return self._refuse(refusal)
             if url.path == "/metrics" and method == "GET":
+                self._request_read()
                 return self._metrics()
-            for verb, pattern, action in ROUTES:
-                match = re.fullmatch(pattern, url.path)
-                if match and verb == method:
-                    try:
-                        status, body = action(daemon, self._body() if method == "POST" else parse_qs(url.query), *match.groups())
-                    except NotFound as exc:
-                        status, body = 404, {"error": str(exc)}
-                    except Standby as exc:
-                        status, body = 503, {"error": str(exc)}
-                    except CostwiseError as exc:
-                        status, body = (400 if exc.exit_code == 2 else 500), {"error": str(exc)}
-                    except ValueError as exc:
-                        status, body = 400, {"error": str(exc)}
-                    except Exception as exc:  # noqa: BLE001 - answer 500 rather than drop the connection
-                        log.exception("%s %s failed", method, url.path)
-                        status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
-                    return self._send(status, body)
-            self._send(404, {"error": f"no route for {method} {url.path}"})
+            found = _route(method, url.path)
+            if found is None:
+                return self._refuse(Refusal(404, f"no route for {method} {url.path}"))
+            action, groups = found
+            raw = b""
+            if method == "POST":
+                length = check_body_head(self.headers, limits.max_body_bytes)
+                if isinstance(length, Refusal):
+                    return self._refuse(length)
+                raw = self.rfile.read(length)
+                if len(raw) < length:  # the client hung up mid-body
+                    self.close_connection = True
+                    return
+            self._request_read()
+            try:
+                given = parse_json_object(raw) if method == "POST" else url.query
+                status, body = action(daemon, given, *groups)
+            except Exception as exc:  # noqa: BLE001 - every failure is answered, none drops the connection
+                status, body = _failure(exc, f"{method} {url.path}")
+            self._send(status, body)
+
+        def _refusal(self, method: str) -> Refusal | None:
+            host = self.headers.get("Host")
+            if refusal := check_host(host, loopback_only):
+                return refusal
+            if daemon.token and not self._authorized():
+                return Refusal(401, "missing or wrong bearer token")
+            return check_origin(self.headers, host) if method == "POST" else None
 
         def _authorized(self) -> bool:
             given = self.headers.get("Authorization", "")
             return hmac.compare_digest(given.encode(), f"Bearer {daemon.token}".encode())
 
-        def _body(self) -> dict[str, Any]:
-            length = int(self.headers.get("Content-Length") or 0)
-            if not length:
-                return {}
-            try:
-                body = json.loads(self.rfile.read(length))
-            except ValueError:
-                raise SpecError("the request body is not JSON", "body", None) from None
-            if not isinstance(body, dict):
-                raise SpecError("the request body must be a JSON object", "body", None)
-            return body
+        def _request_read(self) -> None:
+            """The whole request is in: no deadline on reading any more, the idle timeout on answering."""
+            self._reader.deadline = None
+            self.connection.settimeout(limits.idle_timeout_s)
+
+        def _refuse(self, refusal: Refusal) -> None:
+            self._request_read()
+            self._send(refusal.status, {"error": one_line(refusal.message)}, close=True)  # a body may be unread
+
+        def send_error(self, code, message=None, explain=None):
+            """The stdlib's own refusals (bad request line, 414, 431, 501) in JSON like every answer."""
+            default = self.responses.get(code, ("error",))[0]
+            self._send(code, {"error": one_line(message or default)}, close=True)
 
         def _metrics(self) -> None:
             import gzip
@@ -101,15 +218,45 @@ def _handler_for(daemon):
             self.end_headers()
             self.wfile.write(payload)
 
-        def _send(self, status: int, body: Any) -> None:
+        def _send(self, status: int, body: Any, close: bool = False) -> None:
             payload = json.dumps(body, default=str).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
+            if close:
+                self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(payload)
+            if self.command != "HEAD":
+                self.wfile.write(payload)
 
     return Handler
+
+
+def _answer_bytes(status: int, body: Any) -> bytes:
+    from http import HTTPStatus
+
+    payload = json.dumps(body).encode()
+    head = (f"HTTP/1.0 {status} {HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n")
+    return head.encode() + payload
+
+
+def one_line(message: str) -> str:
+    text = " ".join(str(message).split())
+    return text if len(text) <= MESSAGE_MAX_CHARS else text[: MESSAGE_MAX_CHARS - 3] + "..."
+
+
+def _failure(exc: Exception, what: str) -> tuple[int, dict[str, str]]:
+    """The status and answer for an exception: its own message for bad input, a generic one otherwise."""
+    if isinstance(exc, NotFound):
+        return 404, {"error": one_line(str(exc))}
+    if isinstance(exc, Standby):
+        return 503, {"error": one_line(str(exc))}
+    if isinstance(exc, UserError):
+        return 400, {"error": one_line(str(exc))}
+    ref = secrets.token_hex(4)
+    log.error("%s failed (ref %s)", what, ref, exc_info=exc)
+    return 500, {"error": f"internal error (ref {ref}); the daemon's log has the details"}
 
 
 class Standby(CostwiseError):
@@ -126,22 +273,16 @@ def health(daemon, _query):
 
 
 def start_run(daemon, body):
-    from .specs import parse_overrides
-
     _leader(daemon)
-    job = body.get("job")
-    if not job:
-        raise SpecError("'job' is required", "job", None)
-    overrides = parse_overrides({k: body.get(k) for k in ("env", "args", "shape", "max_runtime")})
+    job, overrides = run_request(body)
     run = daemon.engine.submit(job, overrides, message="queued through the API", extra={"trigger": "api"})
     daemon.wake.set()
     return 201, run.public()
 
 
 def list_runs(daemon, query):
-    one = lambda k: (query.get(k) or [None])[0]  # noqa: E731
-    limit = int(one("limit") or 100)
-    runs = daemon.store.list_runs(job=one("job"), state=one("state"), limit=limit)
+    wanted = parse_query(query)
+    runs = daemon.store.list_runs(job=wanted.job, state=wanted.state, limit=wanted.limit)
     return 200, [r.public() for r in runs]
 
 
@@ -149,7 +290,8 @@ def show_run(daemon, _query, run_id):
     return 200, daemon.store.get_run(run_id).detail()
 
 
-def cancel_run(daemon, _body, run_id):
+def cancel_run(daemon, body, run_id):
+    parse_body(CancelRequest, body, f"POST /runs/{run_id}/cancel")
     if run_id.startswith("p-"):
         return 200, PipelineRunnerFor(daemon).cancel(run_id)
     return 200, daemon.engine.cancel(run_id, wait=False).public()
@@ -157,9 +299,9 @@ def cancel_run(daemon, _body, run_id):
 
 def start_pipeline(daemon, body, name):
     _leader(daemon)
-    params = {k: str(v) for k, v in (body.get("params") or {}).items()}
+    request = parse_body(PipelineRunRequest, body, f"POST /pipelines/{name}/runs")
     runner = PipelineRunnerFor(daemon)
-    prun = runner.submit(name, params, body.get("force_steps") or [], bool(body.get("force_all")), trigger="api")
+    prun = runner.submit(name, dict(request.params), list(request.force_steps), request.force_all, trigger="api")
     daemon.wake.set()
     return 201, runner.record(prun["id"])
 
@@ -171,14 +313,15 @@ def show_pipeline_run(daemon, _query, prun_id):
 def alertmanager(daemon, body):
     """Alertmanager webhook: each firing alert starts the pipeline it maps to, once per alert."""
     _leader(daemon)
+    webhook = parse_body(AlertmanagerWebhook, body, "Alertmanager webhook")
     started, ignored = [], []
-    for alert in body.get("alerts") or []:
-        labels = alert.get("labels") or {}
+    for alert in webhook.alerts:
+        labels = alert.labels
         pipeline = labels.get("costwise_pipeline") or daemon.alert_map.get(labels.get("alertname", ""))
-        if alert.get("status", "firing") != "firing" or not pipeline:
+        if alert.status != "firing" or not pipeline:
             ignored.append(labels.get("alertname"))
             continue
-        key = f"alert:{pipeline}:{alert.get('fingerprint') or labels.get('alertname')}:{alert.get('startsAt', '')}"
+        key = f"alert:{pipeline}:{alert.fingerprint or labels.get('alertname')}:{alert.startsAt}"
         prun = PipelineRunnerFor(daemon).submit(pipeline, trigger=f"alert:{labels.get('alertname', '?')}", fire_key=key)
         started.append(prun["id"])
     daemon.wake.set()
@@ -201,3 +344,12 @@ ROUTES = [
     ("GET", r"/pipeline-runs/([\w-]+)", show_pipeline_run),
     ("POST", r"/alerts|/alertmanager|/webhooks/alertmanager", alertmanager),
 ]
+
+
+def _route(method: str, path: str):
+    """The action for a request and the groups its path matched, or None."""
+    for verb, pattern, action in ROUTES:
+        match = re.fullmatch(pattern, path)
+        if match and verb == method:
+            return action, match.groups()
+    return None
