@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 
 from .artifacts import ArtifactStore, entry_command
@@ -81,8 +82,10 @@ def build_launch(
     shape: ShapeSpec,
     python: str,
     create: bool,
+    now: datetime | None = None,
 ) -> LaunchSpec:
-    """Everything an executor needs. With create=False (dry run) nothing is written or resolved."""
+    """Everything an executor needs. With create=False (dry run) nothing is written or resolved;
+    ``now`` (the caller's clock) gives the time left to the run's deadline."""
     dirs = run_dirs(settings, run, job)
     if create:
         for key in ("artifacts", "input", "output", "checkpoint"):
@@ -121,6 +124,8 @@ def build_launch(
         labels={**job.labels, "costwise-run-id": run.id, "costwise-job": job.name},
         retries=job.retries,
         dirs=dirs,
+        seconds_left=(run.deadline_at - now).total_seconds() if run.deadline_at and now else None,
+        stop_grace_s=job.stop_grace,
     )
 
 

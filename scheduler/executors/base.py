@@ -7,7 +7,8 @@ restarted daemon can ``adopt`` it. Everything after launch takes that handle:
   most ``timeout`` seconds (``poll`` is ``wait`` with timeout 0);
 - ``sample(handle)`` takes one utilization sample; ``usage(handle)`` summarises them;
 - ``cancel(handle, grace_s)`` stops the run: SIGTERM (or the backend's equivalent), SIGKILL after
-  ``grace_s``, and returns when nothing of it is left;
+  ``grace_s`` (at most ``MAX_STOP_GRACE_S``: an infinite grace never means "never SIGKILL"), and
+  returns when nothing of it is left;
 - ``adopt(handle)`` says whether the run is still alive after a restart, and resumes tracking it;
 - ``describe(spec)`` is what ``--dry-run`` prints: the process, container spec or Job manifest;
 - ``forget(handle)`` drops what the executor keeps in memory about a finished run.
@@ -18,11 +19,22 @@ Backends never touch the store; the engine records what they report.
 from __future__ import annotations
 
 import threading
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..specs import Mount, ShapeSpec
+
+MAX_STOP_GRACE_S = 3600.0  # what any executor waits between SIGTERM and SIGKILL, whatever a spec says
+DEFAULT_STOP_GRACE_S = 10.0
+
+
+def capped_grace(grace_s: float | None) -> float:
+    """The grace an executor really waits: finite, >= 0, at most MAX_STOP_GRACE_S."""
+    if grace_s is None or math.isnan(grace_s):
+        return DEFAULT_STOP_GRACE_S
+    return min(max(grace_s, 0.0), MAX_STOP_GRACE_S)
 
 
 @dataclass(frozen=True)
@@ -41,12 +53,15 @@ class LaunchSpec:
     labels: dict[str, str] = field(default_factory=dict)
     retries: int = 0
     dirs: dict[str, Path] = field(default_factory=dict)  # artifacts, input, output, checkpoint
+    seconds_left: float | None = None  # to the run's deadline (kept across retries), by the engine's clock
+    stop_grace_s: float = DEFAULT_STOP_GRACE_S
 
 
 @dataclass(frozen=True)
 class ExitStatus:
     exit_code: int | None
     reason: str | None = None  # e.g. "exit code 3", "OOMKilled", "lost"
+    timed_out: bool = False  # stopped at its deadline by the backend itself (e.g. the run's watchdog)
 
 
 @dataclass(frozen=True)
