@@ -5,7 +5,9 @@ One active daemon per catalog (leader lock); others wait as standbys. The leader
 - dispatches queued runs and pipeline runs (placement, capacity, max_wait spill-over, budgets);
 - supervises every live run (deadlines, cancel requests, utilization) in a thread of its own;
 - at start, and every few seconds, adopts runs whose supervisor is gone (after a crash or a
-  `kill -9`), or records them FAILED with reason `lost` when nothing of them is left;
+  `kill -9`, a killed `costwise run --wait`, or one of its own supervisor threads that died), or
+  records how they ended when nothing of them is left (TIMED_OUT when the run's own watchdog
+  stopped it at its deadline, else by its exit code, else FAILED with reason `lost`);
 - on SIGTERM stops launching and returns; runs that are still going are adopted by the next leader.
 """
 
@@ -17,17 +19,21 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .clock import SystemClock
-from .engine import Engine, _owner_alive
+from .durations import format_duration
+from .engine import Engine, _owner_alive, run_deadline
 from .errors import CostwiseError, UserError
 from .executors import ExitStatus
 from .leader import leader_lock
 from .pipeline_runner import PipelineRunner
-from .runs import FAILED, LIVE_STATES, QUEUED, STARTING, RunRecord
+from .launch import run_dirs
+from .runs import FAILED, LIVE_STATES, QUEUED, STARTING, TIMED_OUT, RunRecord
 from .settings import Settings
+from .specs import JobSpec
 from .store import Store
 
 log = logging.getLogger("costwise.daemon")
@@ -217,22 +223,33 @@ class Daemon:
                 continue
             alike = (run.job, json.dumps(run.spec.get("requirements"), sort_keys=True), run.spec.get("shape"),
                      str(run.extra.get("backends")))
-            if alike in waiting:
+            if alike in waiting or not self._reserve(run.id):
                 continue
+            # reserved before the claim: reconcile never takes a run this thread is about to launch
             started = self.engine.try_start(run, round=round, launch=False)
             if started is not None and started.state == STARTING:
-                self._supervise(started, launch=True)
+                self._supervise(started, launch=True, reserved=True)
                 launched += 1
-            elif started is None:
+                continue
+            with self._lock:
+                self._supervised.discard(run.id)
+            if started is None:
                 waiting.add(alike)
         return launched
 
-    def _supervise(self, run: RunRecord, launch: bool = False) -> None:
-        """Watch a run in a thread of its own (launching it there first when asked)."""
+    def _reserve(self, run_id: str) -> bool:
+        """Mark a run as supervised here; False if it already is."""
         with self._lock:
-            if run.id in self._supervised:
-                return
-            self._supervised.add(run.id)
+            if run_id in self._supervised:
+                return False
+            self._supervised.add(run_id)
+            return True
+
+    def _supervise(self, run: RunRecord, launch: bool = False, reserved: bool = False) -> None:
+        """Watch a run in a thread of its own (launching it there first when asked). A thread that
+        dies is logged; the next reconcile finds the run unsupervised and supervises it again."""
+        if not reserved and not self._reserve(run.id):
+            return
 
         def watch():
             try:
@@ -272,8 +289,8 @@ class Daemon:
             with self._lock:
                 if run.id in self._supervised:
                     continue
-            if _owner_alive(run.handle):
-                continue  # this daemon's threads, or a `costwise run --wait` elsewhere, watch it
+            if _owner_alive(run.handle) and not self._owned_here(run.handle):
+                continue  # a `costwise run --wait` elsewhere watches it
             try:
                 self.adopt(run)
             except Exception:  # noqa: BLE001 - one odd run must not stop the others' adoption
@@ -284,8 +301,12 @@ class Daemon:
                 continue
             self._start_pipeline(prun["id"], resume=True)
 
+    def _owned_here(self, handle: dict) -> bool:
+        return handle.get("owner_pid") == os.getpid() and handle.get("owner_ct") == self.engine.owner["owner_ct"]
+
     def adopt(self, run: RunRecord) -> None:
         handle = dict(run.handle)
+        replacing = self._owned_here(handle)  # one of this daemon's supervisor threads died
         if run.state == STARTING and "pid" not in handle and run.backend in (None, "local"):
             handle = self._find_local_launch(run)
             if handle is None:
@@ -295,20 +316,43 @@ class Daemon:
         if executor.adopt(handle):
             handle.update(self.engine.owner)
             self.store.update_run(run.id, expect=LIVE_STATES, state="RUNNING", handle=handle,
-                                  message="adopted after a daemon restart")
+                                  **self._adopted_times(run, handle),
+                                  message="supervisor replaced" if replacing else "adopted after a daemon restart")
             run = self.store.get_run(run.id)
-            log.info("adopted %s", run.id)
+            if replacing:
+                log.warning("run %s had no supervisor (its thread died): supervising it again", run.id)
+            else:
+                log.info("adopted %s", run.id)
             self._supervise(run)
             return
         status = executor.wait(handle, 0) or ExitStatus(None, "lost")
         ended = _ended_at(handle)
-        if status.exit_code is None:
+        if run.started_at is None and handle.get("create_time"):  # it did start: say when
+            times = self._adopted_times(run, handle)
+            self.store.update_run(run.id, expect=LIVE_STATES, **times)
+            run = replace(run, **times)
+        if status.timed_out:
+            limit = format_duration(JobSpec.model_validate(run.spec).max_runtime)
+            self.engine._record_end(run, TIMED_OUT, f"max runtime {limit} reached (stopped by its watchdog while no supervisor watched)",
+                                    status.exit_code, None, ended_at=ended)
+        elif status.exit_code is None:
             self.engine._record_end(run, FAILED, "lost", None, None, ended_at=ended)
         else:
             state = "SUCCEEDED" if status.exit_code == 0 else FAILED
             reason = None if state == "SUCCEEDED" else f"exit code {status.exit_code} (ended while no daemon watched)"
             self.engine._record_end(run, state, reason, status.exit_code, None, ended_at=ended)
         log.info("run %s was gone at restart: recorded", run.id)
+
+    def _adopted_times(self, run: RunRecord, handle: dict) -> dict:
+        """started_at / deadline_at / artifacts_dir a run adopted in its STARTING window never got:
+        its start is its process's start (psutil create_time), its deadline the claim's or start + max runtime."""
+        job = JobSpec.model_validate(run.spec)
+        created = handle.get("create_time") or 0
+        started = run.started_at or (datetime.fromtimestamp(created, timezone.utc) if created > 0 else self.clock.now())
+        times = {"started_at": started, "deadline_at": run_deadline(run, job, started)}
+        if not run.artifacts_dir:
+            times["artifacts_dir"] = str(run_dirs(self.settings, run, job)["artifacts"])
+        return times
 
     def _find_local_launch(self, run: RunRecord) -> dict | None:
         """A run claimed a slot but its handle was never saved: did its process ever start?"""
@@ -318,16 +362,12 @@ class Daemon:
                                   message="requeued after a restart: it had not been launched")
             self.wake.set()
             return None
-        import psutil
-
-        for proc in psutil.process_iter():
-            try:
-                if proc.environ().get("COSTWISE_RUN_ID") == run.id and proc.name() == "sh":
-                    return {"pid": proc.pid, "create_time": proc.create_time(), "exit_file": str(run_dir / "exit_code"),
-                            "run_id": run.id, "vcpus": 1, "gpus": 0}
-            except psutil.Error:
-                continue
-        return {"pid": -1, "create_time": 0, "exit_file": str(run_dir / "exit_code"), "run_id": run.id, "vcpus": 1}
+        shape = self.engine.shape_index().by_name.get(run.shape)
+        sizes = {"vcpus": shape.vcpus if shape else 1, "gpus": shape.gpus if shape else 0}
+        found = self.engine.executor("local").find_launch(run.id, run_dir / "exit_code")
+        if found is not None:
+            return {**found, **sizes}
+        return {"pid": -1, "create_time": 0, "exit_file": str(run_dir / "exit_code"), "run_id": run.id, **sizes}
 
 
 def _ended_at(handle: dict) -> datetime | None:

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable
 
 import psutil
@@ -21,6 +21,8 @@ from .clock import Clock, SystemClock
 from .durations import format_duration
 from .errors import CostwiseError, SpecError, UserError
 from .executors import Executor, ExitStatus, make_executor
+from .executors.base import capped_grace
+from .faults import crash_point
 from .launch import build_launch, effective_spec, run_dirs
 from .results import build_results, write_results
 from .runs import (
@@ -173,15 +175,20 @@ class Engine:
                     for c in ranked
                 ],
             }
+            # the deadline is set with the claim: a run is never live without one, whoever dies when
+            deadline = self.clock.now() + timedelta(seconds=job.max_runtime)
             claimed = self.store.claim_slot(
                 run.id, shape.name, shape.capacity,
                 backend=shape.backend, price_per_hour=shape.price_per_hour, placement=info, handle=self.owner,
+                deadline_at=deadline,
             )
             if claimed:
+                crash_point("after-claim")
                 round.took(shape.name)
                 # what claim_slot wrote, without reading it back (a dispatch round claims many runs)
                 placed = replace(run, state=STARTING, shape=shape.name, backend=shape.backend,
-                                 price_per_hour=shape.price_per_hour, placement=info, handle=self.owner)
+                                 price_per_hour=shape.price_per_hour, placement=info, handle=self.owner,
+                                 deadline_at=deadline)
                 return self.launch(run.id, placed) if launch else placed
             current = self.store.get_run(run.id)
             if current.state != QUEUED:
@@ -197,13 +204,13 @@ class Engine:
         if shape is None:
             return self._finish_unlaunched(run_id, FAILED, f"shape {run.shape!r} was deleted before launch")
         try:
-            spec = build_launch(self.settings, run, job, shape, self.python_for(shape), create=True)
+            spec = build_launch(self.settings, run, job, shape, self.python_for(shape), create=True, now=self.clock.now())
             handle = {**self.owner, **self.executor(shape.backend).launch(spec)}
         except (CostwiseError, OSError) as exc:
             return self._finish_unlaunched(run_id, FAILED, f"launch failed: {exc}")
-        now = self.clock.now()
-        started = run.started_at or now
-        running = dict(state=RUNNING, started_at=started, deadline_at=started + timedelta(seconds=job.max_runtime),
+        crash_point("after-spawn")
+        started = run.started_at or self.clock.now()  # a retry keeps the first attempt's start and deadline
+        running = dict(state=RUNNING, started_at=started, deadline_at=run_deadline(run, job, started),
                        handle=handle, artifacts_dir=str(spec.dirs["artifacts"]))
         if self.store.update_run(run_id, expect=[STARTING], **running,
                                  message=f"launched on {shape.name} ({shape.backend}), attempt {run.attempt + 1}"):
@@ -213,8 +220,12 @@ class Engine:
     # -- supervision ---------------------------------------------------------------------------
     def supervise(self, run: RunRecord, progress: Progress | None = None) -> RunRecord:
         """Watch a running run until it ends: deadline, cancel requests, samples, retries."""
+        crash_point("supervise")
         executor = self.executor(run.backend)
         job = JobSpec.model_validate(run.spec)
+        grace = capped_grace(job.stop_grace)
+        if run.deadline_at is None:  # written by an older version: never supervise without one
+            run = replace(run, deadline_at=run_deadline(run, job, self.clock.now()))
         start_mono = self.clock.monotonic()
         sample_every, next_sample = 0.02, start_mono + 0.01
         next_check = start_mono + CANCEL_CHECK_S
@@ -224,6 +235,8 @@ class Engine:
             timeout = max(0.0, min(remaining, next_sample - now_mono, next_check - now_mono))
             status = executor.wait(run.handle, timeout)
             if status is not None:
+                if status.timed_out:  # its own watchdog stopped it (e.g. while nobody supervised it)
+                    return self._finish(run, executor, status, TIMED_OUT, f"max runtime {format_duration(job.max_runtime)} reached")
                 if (status.exit_code != 0 and run.attempt < job.retries and status.reason != "lost"
                         and not getattr(executor, "retries_itself", False)):  # k8s: backoffLimit retries
                     run = self._retry(run, status)
@@ -231,13 +244,13 @@ class Engine:
                 return self._finish(run, executor, status)
             now_mono = self.clock.monotonic()
             if (run.deadline_at - self.clock.now()).total_seconds() <= 0:
-                status = executor.cancel(run.handle, job.stop_grace)
+                status = executor.cancel(run.handle, grace)
                 return self._finish(run, executor, status, TIMED_OUT, f"max runtime {format_duration(job.max_runtime)} reached")
             if now_mono >= next_check:
                 next_check = now_mono + CANCEL_CHECK_S
                 current = self.store.get_run(run.id)
                 if current.cancel_requested_at is not None:
-                    status = executor.cancel(run.handle, job.stop_grace)
+                    status = executor.cancel(run.handle, grace)
                     return self._finish(run, executor, status, CANCELED, "canceled by request")
                 if current.finished:  # finished by someone else (e.g. marked lost)
                     return current
@@ -390,12 +403,12 @@ class Engine:
         self.store.update_run(run_id, cancel_requested_at=now, message="cancel requested")
         run = self.store.get_run(run_id)
         if run.handle.get("owner_pid") == os.getpid() and run.handle.get("owner_ct") == self.owner["owner_ct"]:
-            return run if not wait else self.wait_for(run_id, timeout=JobSpec.model_validate(run.spec).stop_grace + 30)
+            return run if not wait else self.wait_for(run_id, timeout=capped_grace(JobSpec.model_validate(run.spec).stop_grace) + 30)
         if not _owner_alive(run.handle):
             return self._stop_orphan(run)
         if not wait:
             return run
-        grace = JobSpec.model_validate(run.spec).stop_grace
+        grace = capped_grace(JobSpec.model_validate(run.spec).stop_grace)
         run = self.wait_for(run_id, timeout=grace + 10)
         return run if run.finished else self._stop_orphan(run)
 
@@ -404,7 +417,7 @@ class Engine:
         if run.state == STARTING or not run.backend or "pid" not in run.handle and run.backend == "local":
             return self._record_end(run, CANCELED, "canceled by request")
         executor = self.executor(run.backend)
-        status = executor.cancel(run.handle, JobSpec.model_validate(run.spec).stop_grace)
+        status = executor.cancel(run.handle, capped_grace(JobSpec.model_validate(run.spec).stop_grace))
         return self._finish(run, executor, status, CANCELED, "canceled by request")
 
     # -- dry run -------------------------------------------------------------------------------
@@ -441,6 +454,11 @@ class DispatchRound:
         position = self.index.position[shape]
         self.snapshot.free[position] -= 1
         self.snapshot.has_free[position] = self.snapshot.free[position] > 0
+
+
+def run_deadline(run: RunRecord, job: JobSpec, started: datetime) -> datetime:
+    """When a run must be stopped: the deadline set when it was claimed, else its start + max runtime."""
+    return run.deadline_at or started + timedelta(seconds=job.max_runtime)
 
 
 def _owner() -> dict:
