@@ -4,8 +4,8 @@
   ``memswap_limit`` = memory GiB (no swap on top), and a GPU device request (``count`` = the shape's
   GPUs, capability ``gpu``) when the shape has GPUs.
 - The run's folders (work, artifacts, input, output, checkpoint) are bind-mounted at the **same path**
-  inside the container, so the ``COSTWISE_*`` values stay valid; inputs that are symlinks into the
-  artifact store have their targets bound read-only too. Job mounts bind ``source`` at ``path`` and
+  inside the container, so the ``COSTWISE_*`` values stay valid (a pipeline step's inputs are
+  private copies in its input folder). Job mounts bind ``source`` at ``path`` and
   their ``COSTWISE_MOUNT_*`` variable says ``path``. Host-only variables (PATH, HOME, ...) are left
   to the image. The container runs as the daemon's uid:gid (files it writes stay the daemon's) with
   ``init`` so SIGTERM reaches the job (a bare PID 1 ignores it).
@@ -24,7 +24,6 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..errors import CostwiseError
@@ -105,7 +104,7 @@ class DockerExecutor(TrackedRuns):
             "memswap_limit": mem,
             "mounts": [
                 Mount(target=target, source=source, type="bind", read_only=ro)
-                for target, source, ro in bind_mounts(spec, follow_inputs=not redact)
+                for target, source, ro in bind_mounts(spec)
             ],
             "detach": True,
         }
@@ -350,17 +349,14 @@ def container_env(spec: LaunchSpec, redact: bool = False) -> dict[str, str]:
     return env
 
 
-def bind_mounts(spec: LaunchSpec, follow_inputs: bool = True) -> list[tuple[str, str, bool]]:
-    """(target, source, read_only) for the run's folders (same path inside) and the job's mounts."""
+def bind_mounts(spec: LaunchSpec) -> list[tuple[str, str, bool]]:
+    """(target, source, read_only) for the run's folders (same path inside) and the job's mounts.
+    Nothing found inside a run's folder is bound: a link there is the job's (a retry's container
+    would otherwise see whatever host file the last attempt linked to)."""
     binds: dict[str, tuple[str, bool]] = {}
     folders = [spec.workdir, *(spec.dirs[k] for k in ("artifacts", "input", "output", "checkpoint") if k in spec.dirs)]
     for folder in folders:
         binds[str(folder)] = (str(folder), False)
-    if follow_inputs and "input" in spec.dirs and Path(spec.dirs["input"]).is_dir():
-        for entry in Path(spec.dirs["input"]).iterdir():  # inputs linked into the artifact store
-            if entry.is_symlink():
-                target = os.path.realpath(entry)
-                binds.setdefault(target, (target, True))
     for mount in spec.mounts:
         binds[mount.path] = (mount.source, mount.read_only)
     return [(target, source, ro) for target, (source, ro) in binds.items()]

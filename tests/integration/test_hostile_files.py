@@ -362,3 +362,30 @@ def test_archives_with_links_out_or_garbage_are_refused(cli, declared):
     _refused(cli, declared, "kind: Job\nname: bad\nartifact: bundle.tar.gz\nentrypoint: main.py\n", "member 'passwd' refused")
     (declared / "junk.tar.gz").write_bytes(b"not an archive at all")
     _refused(cli, declared, "kind: Job\nname: bad\nartifact: junk.tar.gz\nentrypoint: main.py\n", "cannot be read")
+
+
+def test_a_docker_retry_does_not_bind_what_the_last_attempt_linked_into_its_inputs(cli, home, tmp_path, docker_client):
+    from tests.images import TEST_IMAGE
+
+    secret = write(tmp_path / "host" / "secret.txt", "host-only secret\n", mode=0o600)
+    write(tmp_path / "retry.py", f"""
+        import os, pathlib
+        marker = pathlib.Path(os.environ["COSTWISE_CHECKPOINT_DIR"], "attempts")
+        first = not marker.exists()
+        marker.write_text("1")
+        if first:  # plant a link to a host file for the next attempt's container, then fail
+            os.symlink({str(secret)!r}, pathlib.Path(os.environ["COSTWISE_INPUT_DIR"], "leak"))
+            raise SystemExit(3)
+        try:
+            seen = pathlib.Path({str(secret)!r}).read_text()
+        except OSError as exc:
+            seen = type(exc).__name__
+        pathlib.Path(os.environ["COSTWISE_OUTPUT_DIR"], "seen.txt").write_text(seen)
+    """)
+    write(tmp_path / "docs.yaml", DOCKER_SHAPE + f"---\nkind: Job\nname: retry\nartifact: retry.py\nimage: {TEST_IMAGE}\n"
+                                                 "retries: 1\nrequirements: {cpus: 0.5, memory_gib: 0.1}\n")
+    assert cli("apply", str(tmp_path / "docs.yaml")).returncode == 0
+    run = cli.json("run", "retry", "--wait")
+    assert run["state"] == "SUCCEEDED", run
+    seen = (home / "runs" / run["id"] / "outputs" / "seen.txt").read_text()
+    assert "secret" not in seen and seen == "FileNotFoundError"
