@@ -32,7 +32,7 @@ def parse_documents(text: str) -> list[Any]:
         check_events(text)
         return [body for body in yaml.load_all(text, Loader=LOADER) if body is not None]
     except yaml.YAMLError as exc:
-        raise DocumentTextError(*_describe(exc)) from None
+        raise DocumentTextError(*_describe(exc, text)) from None
 
 
 def check_events(text: str) -> None:
@@ -73,12 +73,14 @@ def _line(event) -> int | None:
     return mark.line + 1 if mark is not None else None
 
 
-def _describe(exc: yaml.YAMLError) -> tuple[str, int | None]:
+def _describe(exc: yaml.YAMLError, text: str) -> tuple[str, int | None]:
     mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
     problem = getattr(exc, "problem", None)
     if problem is None and isinstance(exc, yaml.reader.ReaderError):
         char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
-        problem = f"unacceptable character #x{char:04x} at position {exc.position}"
+        problem = f"unacceptable character #x{char:04x}"
+        line = text.count("\n", 0, exc.position) + 1
     if problem is None:
         problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return " ".join(problem.split()), (mark.line + 1 if mark is not None else None)
+    return " ".join(problem.split()), line
