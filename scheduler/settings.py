@@ -20,6 +20,8 @@ class Settings:
     def resolve(cls, home: str | os.PathLike | None = None, db: str | None = None) -> "Settings":
         home_path = Path(home or os.environ.get("COSTWISE_HOME") or Path.home() / ".costwise")
         home_path = home_path.expanduser().resolve()
+        if home_path.exists() and not home_path.is_dir():
+            raise SpecError(f"--home {str(home_path)!r} is not a folder", "home", str(home_path))
         url = db or os.environ.get("COSTWISE_DB") or f"sqlite:///{home_path / 'catalog.db'}"
         check_db_url(url)
         return cls(home_path, url)

@@ -133,6 +133,12 @@ def test_malformed_options_are_one_line_exit_2(home, declared, args, expected):
     assert catalog_rows(home) and costwise(home, "runs", "--json")[1].strip() == "[]"
 
 
+def test_a_home_that_is_a_file(tmp_path):
+    write(tmp_path / "afile", "x\n")
+    line = one_line_refusal(*costwise(tmp_path / "afile", "runs"))
+    assert f"--home '{tmp_path / 'afile'}' is not a folder" in line
+
+
 def test_pipeline_params_that_are_not_finite(home, declared):
     write(declared / "p.yaml", "kind: Pipeline\nname: p\nparameters: {lr: 0.1, epochs: 3}\nsteps:\n"
                                "  - {name: a, job: train, args: ['${params.lr}', '${params.epochs}']}\n")
