@@ -309,3 +309,16 @@ def test_plain_values_name_the_first_problem_in_document_order():
     assert first_problem({"a": [1, {"b": NAN}], "c": INF})[:1] == ("a.1.b",)
     assert first_problem({"ok": [1, "two", {"three": 3.0}, True, None]}) is None
     assert math.isinf(first_problem({"x": {"y": INF}})[1])
+
+
+# -- the Pulumi provider checks with the same models ----------------------------------------------------
+def test_provider_check_refuses_what_apply_refuses(home, monkeypatch):
+    import provider
+
+    monkeypatch.setenv("COSTWISE_HOME", str(home))
+    shape = {"name": "s", "vcpus": 2.0, "memory_gib": 4.0, "price_per_hour": INF}
+    failures = provider.ComputeShapeProvider().check({}, shape).failures
+    assert [f.property for f in failures] == ["price_per_hour"] and "finite" in failures[0].reason
+    job = {"name": "j", "artifact": "/x.py", "env": {"A": "x\x00"}}
+    failures = provider.JobProvider().check({}, job).failures
+    assert failures and "env.A='x\\x00' contains a NUL character" in failures[0].reason
