@@ -505,9 +505,14 @@ def run_cli(argv: list[str] | None = None) -> int:
         typer.echo("interrupted", err=True)
         return 130
     except typer.TyperException as exc:  # usage errors from typer's bundled click
-        if hasattr(exc, "show"):
-            exc.show()
-        return getattr(exc, "exit_code", 2)
+        message = exc.format_message() if hasattr(exc, "format_message") else ""
+        if "\n" in message or not message:  # the help a bare command asks for, as click prints it
+            if hasattr(exc, "show"):
+                exc.show()
+            return getattr(exc, "exit_code", 2)
+        context = getattr(exc, "ctx", None)
+        hint = f" (see '{context.command_path} --help')" if context is not None else ""
+        return _refuse(message + hint, getattr(exc, "exit_code", 2))
     except OSError as exc:
         if exc.errno not in ENVIRONMENT_ERRNOS:
             raise

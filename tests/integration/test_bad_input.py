@@ -116,6 +116,9 @@ def test_files_that_are_no_document_files(home, declared):
 @pytest.mark.parametrize("args,expected", [
     (["runs", "--limit", "99999999999999999999999"], "--limit 99999999999999999999999 is not between 1 and"),
     (["runs", "--limit", "0"], "--limit 0 is not between 1 and"),
+    (["runs", "--limit", "lots"], "Invalid value for '--limit': Input should be a valid integer"),
+    (["runs", "--nope"], "No such option: --nope (Possible options: --since) (see 'costwise runs --help')"),
+    (["nosuch"], "No such command 'nosuch'."),
     (["runs", "--since", "99999999999d"], "--since: '99999999999d' is too far back"),
     (["report", "--format", "csv", "--out", "{here}/missing/r.csv"], "the folder '{here}/missing' does not exist"),
     (["daemon", "--misfire-grace", "9999999999999999d"], "--misfire-grace '9999999999999999d' is not between 1s and 30d"),
