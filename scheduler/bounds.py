@@ -70,6 +70,7 @@ ARGS_TOTAL_MAX_CHARS = 256 * 1024
 ENV_MAX = 1_024
 ENV_NAME_MAX_CHARS = 256
 ENV_TOTAL_MAX_CHARS = 256 * 1024
+FILE_NAME_MAX_BYTES = 255  # Linux's NAME_MAX: a step output or input with a longer name cannot be created
 LIST_MAX = 1_000  # outputs, inputs, mounts, hooks, backends, pipeline parameters
 STEPS_MAX = 1_000
 RUNS_LIMIT_MAX = 1_000_000  # `costwise runs --limit`: rows one listing prints

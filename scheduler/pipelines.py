@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from .bounds import GPU_MEMORY_GIB_MAX, GPUS_MAX, LIST_MAX, MEMORY_GIB_MAX, STEPS_MAX, VCPUS_MAX
+from .bounds import FILE_NAME_MAX_BYTES, GPU_MEMORY_GIB_MAX, GPUS_MAX, LIST_MAX, MEMORY_GIB_MAX, STEPS_MAX, VCPUS_MAX
 from .errors import SpecError
 from .plain_values import scalar_problem, short_repr
 from .specs import (
@@ -84,6 +84,8 @@ class Step(Spec):
         for name in [*self.outputs, *self.inputs]:
             if "/" in name or name in ("", ".", ".."):
                 raise ValueError(f"{name!r} is not a plain file name")
+            if len(name.encode()) > FILE_NAME_MAX_BYTES:
+                raise ValueError(f"{short_repr(name)} is longer than a file name may be ({FILE_NAME_MAX_BYTES} bytes)")
         used = sorted(trial_refs([*(self.args or []), *self.env.values()]))
         if self.sweep is None:
             if used:

@@ -146,12 +146,13 @@ TEXTS = [
      "steps.0.outputs", "at most 1000 items"),
     ({**JOB, "hooks": {"on_success": [{"job": "j"}] * 1001}}, "hooks.on_success", "at most 1000 items"),
     ({**JOB, "name": b"train"}, "name=", "binary data"),
+    ({**PIPELINE, "steps": [{**PIPELINE["steps"][0], "outputs": ["m.json", "o" * 256]}]}, "steps.0", "255 bytes"),
 ]
 
 
 @pytest.mark.parametrize("doc,path,expected", TEXTS, ids=[
     "arg count", "args total", "one arg", "env total", "env NUL", "env name =", "env name empty", "artifact NUL",
-    "image", "outputs", "hooks", "bytes"])
+    "image", "outputs", "hooks", "bytes", "output name"])
 def test_texts_and_lists_have_lengths(doc, path, expected):
     text = refused(doc)
     assert path in text and expected in text
