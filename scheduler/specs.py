@@ -104,7 +104,6 @@ def _scalar(value: Any) -> Any:
 
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
-Text = Annotated[str, Field(max_length=TEXT_MAX_CHARS)]
 Scalar = Annotated[bool | int | float | str, BeforeValidator(_scalar)]
 StrMap = Annotated[dict[str, str], BeforeValidator(_str_map), Field(max_length=LIST_MAX)]
 EnvName = Annotated[str, Field(min_length=1, max_length=ENV_NAME_MAX_CHARS, pattern=ENV_NAME_PATTERN)]
