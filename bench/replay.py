@@ -111,9 +111,12 @@ from replay_trace import Job, Trace, load_trace  # noqa: E402,F401
 from replay_truth import DEFAULT_NOISE, DEFAULT_TABLE, Truth, TruthError, check_noise, load_speed_table  # noqa: E402,F401
 
 from provider.prices import PriceCatalog, load_catalog, shape_name  # noqa: E402
+from scheduler.duration_model import SCALING_PRIOR, SLOPE_MEAN, SLOPE_SD  # noqa: E402
 from scheduler.errors import UserError  # noqa: E402
 from scheduler.instance_families import cpu_family  # noqa: E402
-from scheduler.placement import PlacementRequest, ShapeIndex, expected_remaining, expected_wait, place  # noqa: E402
+from scheduler.placement import (  # noqa: E402
+    Estimates, PlacementRequest, ShapeIndex, expected_remaining, expected_wait, place,
+)
 from scheduler.specs import Requirements, ShapeSpec  # noqa: E402,F401
 
 
@@ -283,13 +286,16 @@ class CostwisePolicy(Policy):
         self.running: dict[int, dict[int, tuple[float, float | None]]] = {}  # pos -> job -> (start, expected s)
         self.waiting_for: dict[int, int] = {}  # job -> the full shape it waits for
         self.waiters = [0] * len(world.types)
+        self.scaling: dict[int, float] = {}  # job class -> posterior weight that it scales (jobs that can tell)
+        self.slopes: dict[int, tuple[float, float]] = {}  # job class -> (weight, its runs' slope)
 
     def _request(self, job: Job) -> PlacementRequest:
         req = self.requests.get(job.idx)
         if req is None:
             req = self.requests[job.idx] = PlacementRequest(
                 job=self.world.trace.class_names[job.klass], requirements=job.req, max_wait_s=self.max_wait_s,
-                queued_at=EPOCH + timedelta(seconds=job.arrival), in_flight=self.flying.setdefault(job.klass, {}))
+                queued_at=EPOCH + timedelta(seconds=job.arrival), in_flight=self.flying.setdefault(job.klass, {}),
+                scaling_prior=self._fleet_scaling(), slope_prior=self._fleet_slope())
         return req
 
     def _expected_waits(self, job: Job, now: float) -> None:
@@ -341,7 +347,7 @@ class CostwisePolicy(Policy):
 
     def finished(self, job: Job, pos: int, seconds: float, ok: bool) -> None:
         self._set(pos, -1)
-        self.requests.pop(job.idx, None)
+        req = self.requests.pop(job.idx, None)
         name = self.world.index.shapes[pos].name
         self.running.get(pos, {}).pop(job.idx, None)
         self.flying[job.klass][name] -= 1
@@ -355,6 +361,24 @@ class CostwisePolicy(Policy):
         if len(order) > HISTORY_RUNS:
             runs[order.popleft()].popleft()
         self.history[job.klass] = {s: (statistics.median(d), len(d)) for s, d in runs.items() if d}
+        fit = Estimates(req, self.world.index, self.history[job.klass]).fit if req else None
+        if fit is not None and fit.class_runs.astype(bool).sum() >= 2:  # only jobs whose runs can tell
+            self.scaling[job.klass] = fit.scaling
+            if fit.slope_evidence:
+                slope, precision = fit.slope_evidence  # a job's own slope varies around the fleet's by SLOPE_SD
+                self.slopes[job.klass] = (fit.scaling / (1.0 / precision + SLOPE_SD**2), slope)
+
+    def _fleet_slope(self) -> float:
+        """Empirical Bayes: the mean slope of the scaling jobs (their runs' slopes, each weighted by its
+        weight of scaling and its precision about the fleet's mean), the core's default as one more job."""
+        prior_precision = 1.0 / SLOPE_SD**2
+        total = prior_precision + sum(p for p, _ in self.slopes.values())
+        return (prior_precision * SLOPE_MEAN + sum(p * slope for p, slope in self.slopes.values())) / total
+
+    def _fleet_scaling(self) -> float:
+        """Empirical Bayes: the share of the jobs with runs on different hardware that scale with it
+        (their posterior weights), shrunk towards the core's default by two jobs' worth of evidence."""
+        return (sum(self.scaling.values()) + 2.0 * SCALING_PRIOR) / (len(self.scaling) + 2.0)
 
     def wake_at(self, job: Job) -> float | None:
         return job.arrival + self.max_wait_s

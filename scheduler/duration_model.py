@@ -23,6 +23,17 @@ prediction (precision-weighted: few runs stay near the prior, many runs speak fo
 shape with runs combines its own median with its class's. A shape with no run of this job is
 estimated from the job's line -- its base scaled by the prior speed to the learned power -- so a
 faster, dearer GPU has an estimate (and an uncertainty) before it is ever tried.
+
+Two hypotheses per job. The line above is M1, "the job scales with the hardware"; M0 says its
+duration does not depend on the hardware at all (a service whose owner sets its lifetime): one base
+for every class. A job's weight of M1 is its posterior probability, a Bayes factor of the two
+models' marginal likelihoods of its class means (closed form) times the prior odds
+``scaling_prior``; with runs on one class only the two cannot be told apart and the weight stays at
+the prior. The expected seconds on a shape are the mixture's mean, so a job without evidence hedges
+instead of trusting the prior's speed-ups. The caller may learn the prior weight and the slope's
+mean from its fleet (empirical Bayes: the share of jobs that scaled, their mean slope); the
+defaults are ``SCALING_PRIOR`` and ``SLOPE_MEAN``. The optimistic (exploring) cost lowers only M1's
+part by its bound, so exploration is worth what the chance that the job scales is worth.
 """
 
 from __future__ import annotations
@@ -38,10 +49,11 @@ from .specs import ShapeSpec
 
 RUN_SD = 1.4  # log-spread of one run around its median (runs of one openb job class: 1.3-1.4)
 PRIOR_SD = 0.25  # how far one class's speed-up departs from the job's scaled prior (~ +-30 %)
-SLOPE_MEAN = 0.3  # a job gets this power of the benchmarks' speed-up (many jobs are not compute-bound) ...
-SLOPE_SD = 0.3  # ... give or take this much (0: it gains nothing; 1: all of it)
+SLOPE_MEAN = 0.7  # a job that scales gets this power of the benchmarks' speed-up (the prior is flatter than peaks) ...
+SLOPE_SD = 0.4  # ... give or take this much (jobs that gain nothing are the flat hypothesis, M0)
 UNKNOWN_SD = 1.0  # hardware without a prior figure
 SHAPE_SD = 0.25
+SCALING_PRIOR = 0.7  # before the fleet says otherwise: most jobs that ask for a GPU gain from a faster one
 DECLARED_SD = 0.7  # a person's estimate, read as the duration on reference hardware
 EXACT_VAR = 1e-9  # a median given without a count
 MIN_SECONDS = 1e-3
@@ -69,6 +81,8 @@ class PriorColumns:
     class_log_speed: np.ndarray  # per class: log prior speed (0 where the prior has no figure)
     log_speed_list: list[float]
     class_id_list: list[int]
+    class_prior_var_list: list[float]
+    class_log_speed_list: list[float]
 
     @classmethod
     def build(cls, shapes: Iterable[ShapeSpec], gpu_job: bool) -> "PriorColumns":
@@ -83,7 +97,8 @@ class PriorColumns:
             ids.append(names[name])
             speeds.append(math.log(speed) if speed else 0.0)
         return cls(np.array(speeds, dtype=float), np.array(ids, dtype=np.intp), tuple(names),
-                   np.array(class_var, dtype=float), np.array(class_speed, dtype=float), speeds, ids)
+                   np.array(class_var, dtype=float), np.array(class_speed, dtype=float), speeds, ids,
+                   class_var, class_speed)
 
 
 @dataclass(slots=True)
@@ -97,6 +112,9 @@ class Fit:
     class_runs: np.ndarray  # per class: this job's runs there
     own: dict[int, tuple[float, float]]  # view position -> (runs on that very shape, posterior variance)
     base_source: str  # "history" (runs anywhere) or "declared"
+    optimistic_mu: np.ndarray  # per view shape: mu with the scaling hypothesis at its lower bound
+    scaling: float  # posterior weight of "the job scales with the hardware"
+    slope_evidence: tuple[float, float] | None  # (slope, precision) from the runs alone: None below two classes
 
     def source(self, i: int, class_id: int) -> str:
         if i in self.own:
@@ -128,6 +146,10 @@ def fit(
     view_of: Mapping[int, int],
     entries: list[tuple[int, float, float | None]],
     declared_s: float | None,
+    scaling_prior: float = SCALING_PRIOR,
+    slope_mean: float = SLOPE_MEAN,
+    explore_z: float = 0.0,
+    explore_runs: int = 0,
 ) -> Fit | None:
     """The posterior over a view's shapes; None when there is neither history nor an estimate."""
     ls, cid = columns.log_speed_list, columns.class_id_list
@@ -146,22 +168,26 @@ def fit(
         acc[2] += runs or 1
     prior_var = columns.class_prior_var
     log_speed = columns.class_log_speed
+    var_list, speed_list = columns.class_prior_var_list, columns.class_log_speed_list
     n = len(prior_var)
     if classes:
         # weighted least squares of each class's mean log-seconds on -log prior speed, with the
-        # slope's prior N(1, SLOPE_SD^2): (base, slope) and their 2x2 covariance in closed form
+        # slope's prior N(slope_mean, SLOPE_SD^2): (base, slope) and their 2x2 covariance in closed form
         s0 = s1 = s2 = t0 = t1 = 0.0
         for k, (w, wy, _) in classes.items():
-            omega, x = 1.0 / (1.0 / w + prior_var[k]), -log_speed[k]
+            omega, x = 1.0 / (1.0 / w + var_list[k]), -speed_list[k]
             s0, s1, s2 = s0 + omega, s1 + omega * x, s2 + omega * x * x
             t0, t1 = t0 + omega * wy / w, t1 + omega * x * wy / w
-        s2, t1 = s2 + 1.0 / SLOPE_SD**2, t1 + SLOPE_MEAN / SLOPE_SD**2
+        data_det = s0 * s2 - s1 * s1  # the slope the runs alone say, and how surely (for the fleet's mean)
+        slope_evidence = ((s0 * t1 - s1 * t0) / data_det, data_det / s0) if data_det > 1e-9 else None
+        s2, t1 = s2 + 1.0 / SLOPE_SD**2, t1 + slope_mean / SLOPE_SD**2
         det = s0 * s2 - s1 * s1
         base, slope = (s2 * t0 - s1 * t1) / det, (s0 * t1 - s1 * t0) / det
         c00, c01, c11 = s2 / det, -s1 / det, s0 / det
         source = "history"
     elif declared_s is not None:
-        base, slope, source = math.log(max(declared_s, MIN_SECONDS)), SLOPE_MEAN, "declared"
+        base, slope, source = math.log(max(declared_s, MIN_SECONDS)), slope_mean, "declared"
+        slope_evidence = None
         c00, c01, c11 = DECLARED_SD**2, 0.0, SLOPE_SD**2
     else:
         return None
@@ -175,18 +201,79 @@ def fit(
         class_mean[k] += (wy / w - class_mean[k]) * keep
         class_var[k] = v * keep
         class_runs[k] = runs
-    mu = class_mean[view_class]
+    # per class first (a few entries), then per shape by indexing: the view may hold hundreds of shapes
+    class_mu = class_mean + 0.5 * (class_var + shape_var) if classes else class_mean
+    if not classes:
+        mu = class_mu[view_class]
+        return Fit(mu, class_mean, class_var, class_runs, {}, source, mu, 1.0, None)
+    # M0, "the hardware does not matter": one base for every class (a service whose owner sets its
+    # lifetime); each class's mean differs from it only by its runs' noise
+    w0 = sum(w for w, _, _ in classes.values())
+    base0, base0_var = sum(wy for _, wy, _ in classes.values()) / w0, 1.0 / w0
+    flat_prior_v = base0_var + shape_var
+    scaling = scaling_weight(classes, columns.class_prior_var_list, columns.class_log_speed_list, scaling_prior,
+                             slope_mean)
+    log_w1, log_w0 = math.log(max(scaling, 1e-300)), math.log(max(1.0 - scaling, 1e-300))
+    flat_w = base0 + 0.5 * flat_prior_v + log_w0
+    bonus = explore_z * np.sqrt(class_var) * (class_runs < explore_runs)  # unproven hardware: a lower bound
+    mu = class_mu[view_class]
+    expected = np.logaddexp(class_mu + log_w1, flat_w)[view_class]
+    optimistic = np.logaddexp(class_mu - bonus + log_w1, flat_w)[view_class]
     own = {}
-    for pos, k, y, noise, runs in rows:
+    for pos, k, y, noise, runs in rows:  # shapes this job ran on: their own runs, shrunk to each hypothesis
         i = view_of.get(pos)
         if i is not None:
-            prior_mean, prior_v = class_mean[k], class_var[k] + shape_var
+            prior_mean, prior_v = float(class_mean[k]), float(class_var[k]) + shape_var
             post_var = 1.0 / (1.0 / prior_v + 1.0 / noise)
-            mu[i] = post_var * (prior_mean / prior_v + y / noise)
+            scaled = mu[i] = post_var * (prior_mean / prior_v + y / noise) + 0.5 * post_var
             own[i] = (runs, post_var)
-    var = class_var[view_class] + shape_var
-    for i, (_, post_var) in own.items():
-        var[i] = post_var
-    if classes:  # a log-normal's mean: cost is paid on the mean duration (a declared one already is)
-        mu += 0.5 * var
-    return Fit(mu, class_mean, class_var, class_runs, own, source)
+            flat_var = 1.0 / (1.0 / flat_prior_v + 1.0 / noise)
+            flat = flat_var * (base0 / flat_prior_v + y / noise) + 0.5 * flat_var + log_w0
+            expected[i] = _logaddexp(scaled + log_w1, flat)
+            optimistic[i] = _logaddexp(scaled - bonus[k] + log_w1, flat)
+    return Fit(expected, class_mean, class_var, class_runs, own, source, optimistic, scaling, slope_evidence)
+
+
+def _logaddexp(a: float, b: float) -> float:
+    """log(e^a + e^b) of two floats (numpy's ufunc costs more than the sum on scalars)."""
+    return max(a, b) + math.log1p(math.exp(-abs(a - b)))
+
+
+def _log_evidence_scaling(classes: Mapping[int, list[float]], prior_var: list[float], log_speed: list[float],
+                          slope_mean: float) -> float:
+    """log marginal likelihood of the classes' mean log-seconds under M1: base (flat, shared by both
+    hypotheses so its improper constant cancels) + slope x (-log speed) + class deviations, the
+    slope integrated over N(slope_mean, SLOPE_SD^2): Sherman-Morrison over scalar sums."""
+    a = b = c = p = q = t = logdet = 0.0
+    for k, (w, wy, _) in classes.items():
+        d = 1.0 / w + prior_var[k]
+        x = -log_speed[k]
+        r = wy / w - slope_mean * x
+        a, b, c = a + 1 / d, b + x / d, c + x * x / d
+        p, q, t = p + r / d, q + x * r / d, t + r * r / d
+        logdet += math.log(d)
+    s2 = SLOPE_SD * SLOPE_SD
+    g = s2 / (1.0 + s2 * c)
+    ones, one_r, rr = a - g * b * b, p - g * b * q, t - g * q * q
+    return -0.5 * (logdet + math.log1p(s2 * c) + math.log(ones) + rr - one_r * one_r / ones)
+
+
+def _log_evidence_flat(classes: Mapping[int, list[float]]) -> float:
+    """The same under M0: every class's mean is the base plus its runs' noise."""
+    a = p = t = logdet = 0.0
+    for w, wy, _ in classes.values():
+        a, p, t, logdet = a + w, p + wy, t + wy * wy / w, logdet - math.log(w)
+    return -0.5 * (logdet + math.log(a) + t - p * p / a)
+
+
+def scaling_weight(classes: Mapping[int, list[float]], prior_var: list[float], log_speed: list[float],
+                   scaling_prior: float, slope_mean: float = SLOPE_MEAN) -> float:
+    """Posterior probability that the job's duration scales with the hardware (M1) rather than not
+    at all (M0): a Bayes factor from its runs' class means. Runs on one class alone cannot tell
+    them apart, so the weight stays at the prior until the job has run on different hardware."""
+    if len(classes) < 2:
+        return scaling_prior
+    scaling_prior = min(max(scaling_prior, 1e-6), 1.0 - 1e-6)
+    log_bf = _log_evidence_scaling(classes, prior_var, log_speed, slope_mean) - _log_evidence_flat(classes)
+    log_odds = max(min(log_bf + math.log(scaling_prior / (1.0 - scaling_prior)), 700.0), -700.0)
+    return 1.0 / (1.0 + math.exp(-log_odds))

@@ -8,7 +8,8 @@ worth, and one with little evidence may be tried (exploration, below).
 
 Exploring: a fitting shape whose hardware class has fewer than ``EXPLORE_RUNS`` runs of this job is
 ranked by an optimistic cost, ``EXPLORE_Z`` standard deviations of its class's speed-up below its
-expected cost (a lower confidence bound). It is tried when that beats the incumbent; each run there
+expected cost (a lower confidence bound; of the "job scales" hypothesis's part of the expected cost
+only, see ``duration_model``). It is tried when that beats the incumbent; each run there
 narrows the bound, and after ``EXPLORE_RUNS`` runs it competes on its expected cost alone -- so
 exploration stops where it keeps losing. A job without any history is not explored with (its first
 run goes where the prior says).
@@ -36,7 +37,7 @@ from .specs import Requirements, ShapeSpec
 
 
 MASK_CACHE_SIZE = 4096
-EXPLORE_Z = 0.5
+EXPLORE_Z = 0.6
 EXPLORE_RUNS = 2
 MIN_SAVING = 0.05  # below 5 % the estimates' own error is larger than the saving
 VALUE_OF_TIME_PER_HOUR = 0.0
@@ -54,6 +55,10 @@ class PlacementRequest:
     max_wait_s: float = 600.0
     queued_at: datetime | None = None
     in_flight: Mapping[str, int] | None = None  # this job's runs started and not finished, per shape
+    # what the caller learned across its jobs (None: duration_model's defaults): the share of jobs that
+    # scale with the hardware, and their mean slope on the prior's log speed-up
+    scaling_prior: float | None = None
+    slope_prior: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,16 +261,17 @@ class Estimates:
         view = self.view
         self.fit = None
         if len(view.pos) and (entries or req.declared_duration_s is not None):
+            scaling = dm.SCALING_PRIOR if req.scaling_prior is None else req.scaling_prior
+            slope = dm.SLOPE_MEAN if req.slope_prior is None else req.slope_prior
             self.fit = dm.fit(index.prior[view.gpu_job], view.log_speed, view.class_id, view.view_of, entries,
-                              req.declared_duration_s)
+                              req.declared_duration_s, scaling, slope, explore_z=EXPLORE_Z, explore_runs=EXPLORE_RUNS)
         if self.fit is None:
             self.cost = self.optimistic = view.log_price
         else:
             self.cost = view.log_price + self.fit.mu
             self.optimistic = self.cost
             if entries:  # a lower confidence bound where the job has (almost) no runs on that hardware
-                bonus = EXPLORE_Z * np.sqrt(self.fit.class_var) * (self.fit.class_runs < EXPLORE_RUNS)
-                self.optimistic = self.cost - bonus[view.class_id]
+                self.optimistic = view.log_price + self.fit.optimistic_mu
                 if req.in_flight:
                     self._one_trial_at_a_time(req.in_flight, index)
 

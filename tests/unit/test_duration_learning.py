@@ -87,6 +87,48 @@ def test_one_class_of_evidence_moves_the_slope_for_unseen_hardware():
     assert flat.expected_duration_s > 2000 and scales.expected_duration_s < flat.expected_duration_s / 1.5
 
 
+SERVICE_SHAPES = [gpu("m60", "M60", 1.0), gpu("t4", "T4", 1.5)]  # the prior: a T4 is twice an M60
+GPU_REQUEST = dict(job="j", requirements=Requirements(gpus=1, cpus=1, memory_gib=1))
+
+
+def test_runs_on_two_gpus_tell_a_job_that_scales_from_one_that_does_not():
+    index = ShapeIndex(SERVICE_SHAPES)
+
+    def weight(history):
+        return placement.Estimates(PlacementRequest(**GPU_REQUEST), index, history).fit.scaling
+
+    assert weight({"m60": (3000.0, 50)}) == duration_model.SCALING_PRIOR  # one GPU alone cannot tell
+    assert weight({"m60": (3000.0, 50), "t4": (3000.0, 50)}) < duration_model.SCALING_PRIOR - 0.1
+    assert weight({"m60": (3000.0, 50), "t4": (1000.0, 50)}) > 0.9
+
+
+def test_a_job_that_may_not_scale_hedges_between_the_hypotheses():
+    # runs on the M60 only: the T4's expected seconds lie between "as slow" and "as the prior scales"
+    index = ShapeIndex(SERVICE_SHAPES)
+    history = {"m60": (3000.0, 50)}
+    seconds = lambda **fleet: placement.Estimates(  # noqa: E731
+        PlacementRequest(**GPU_REQUEST, **fleet), index, history).candidate(1, {}).expected_duration_s
+    sure, hedged, doubtful = seconds(scaling_prior=0.999), seconds(), seconds(scaling_prior=0.05)
+    assert sure < hedged < doubtful
+    assert doubtful == pytest.approx(placement.Estimates(PlacementRequest(**GPU_REQUEST), index, history)
+                                     .candidate(0, {}).expected_duration_s, rel=0.1)
+
+
+def test_what_the_fleet_learned_decides_where_a_job_without_evidence_explores():
+    # the same job, one M60 run behind it: a fleet whose jobs scale steeply tries the T4, one whose
+    # hardware ordering says nothing (slope below 0) or whose jobs mostly do not scale does not
+    index = ShapeIndex(SERVICE_SHAPES)
+
+    def decision(**fleet):
+        req = PlacementRequest(**GPU_REQUEST, queued_at=T0, **fleet)
+        return place(req, index.snapshot({}), {"m60": (3000.0, 3)}, T0)
+
+    steep = decision(scaling_prior=0.9, slope_prior=1.0)
+    assert steep.shape == "t4" and steep.chosen.duration_source == "exploring"
+    assert decision(scaling_prior=0.1).shape == "m60"
+    assert decision(slope_prior=-0.2).shape == "m60"
+
+
 def test_prior_names_are_normalised():
     assert priors.gpu_model("NVIDIA A10G") == "A10G"
     assert priors.gpu_model("Tesla V100-SXM2-32GB") == "V100"
