@@ -30,9 +30,9 @@ from _common import ROOT, report
 sys.path.insert(0, str(ROOT))
 from tests.daemon_harness import DaemonProcess  # noqa: E402
 
-from scheduler.catalog import Document, apply_documents  # noqa: E402
-from scheduler.context import AppContext  # noqa: E402
-from scheduler.settings import Settings  # noqa: E402
+from scheduler.store.catalog import Document, apply_documents  # noqa: E402
+from scheduler.runtime.context import AppContext  # noqa: E402
+from scheduler.store.settings import Settings  # noqa: E402
 
 CONCURRENCY = 8
 

@@ -59,9 +59,9 @@ def main() -> None:
 
     import docker
 
-    from scheduler.catalog import apply_documents, load_documents
-    from scheduler.context import AppContext
-    from scheduler.settings import Settings
+    from scheduler.store.catalog import apply_documents, load_documents
+    from scheduler.runtime.context import AppContext
+    from scheduler.store.settings import Settings
 
     ensure_test_image(docker.from_env())
     with tempfile.TemporaryDirectory() as tmp:

@@ -39,9 +39,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
-    from scheduler.clock import SystemClock
-    from scheduler.metrics import serve_metrics
-    from scheduler.store import Store
+    from scheduler.core.clock import SystemClock
+    from scheduler.reporting.metrics import serve_metrics
+    from scheduler.store.store import Store
 
     tmp = tempfile.TemporaryDirectory(prefix="costwise-bench-metrics-")
     url, figures = catalog_for(args, Path(tmp.name))

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from _common import report
 
-from scheduler.catalog import Document, apply_documents
-from scheduler.context import AppContext
-from scheduler.pipeline_runner import PipelineRunner
-from scheduler.settings import Settings
+from scheduler.store.catalog import Document, apply_documents
+from scheduler.runtime.context import AppContext
+from scheduler.runtime.pipeline_runner import PipelineRunner
+from scheduler.store.settings import Settings
 
 STEP = """
 import os, pathlib, sys, time

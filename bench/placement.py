@@ -17,8 +17,8 @@ from datetime import datetime, timezone
 
 from _common import SHARED_DATA, median, report
 
-from scheduler.placement import PlacementRequest, ShapeIndex, place
-from scheduler.specs import Requirements, ShapeSpec
+from scheduler.core.placement import PlacementRequest, ShapeIndex, place
+from scheduler.core.specs import Requirements, ShapeSpec
 
 
 def load_shapes(n: int, rng: random.Random) -> list[ShapeSpec]:

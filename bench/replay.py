@@ -21,7 +21,7 @@ creation_time onto the shape types of a price list, each type with finite capaci
 concurrent runs per shape type; 0 = unlimited), with a FIFO queue when no fitting shape has room.
 The ways to place the same jobs on the same capacity:
 
-* costwise -- the real placement core, ``scheduler.placement.place`` over a ``ShapeIndex`` /
+* costwise -- the real placement core, ``scheduler.core.placement.place`` over a ``ShapeIndex`` /
   ``Snapshot``, with a per-job history {shape: (median duration, runs) of the last 200 successful runs},
   which the simulator fills from finished runs exactly like ``Store.duration_history`` does. It
   waits up to ``max_wait`` (default 600 s, the example in DESIGN.md and PlacementRequest's default)
@@ -49,7 +49,7 @@ the shape's relative speed for the job's class: ``--speed-table`` (``type,relati
 bench/replay-speeds.csv: datasheet peak ratios for GPUs, Azure ACU for CPU families) times a seeded
 log-normal factor per (job class, type) with sigma ``--speed-noise`` (default 0.25), ``--seed``
 (default 0). The simulator knows the speeds; the policy does not -- it only sees prices and resources,
-carries the product's own prior (scheduler/priors.py, which is not this table), and must learn
+carries the product's own prior (scheduler/core/priors.py, which is not this table), and must learn
 per-shape durations from finished runs. ``--seeds N`` replays seeds seed .. seed+N-1 and reports
 each figure's median (and ``*_min`` / ``*_max`` of the headline ratios).
 
@@ -111,17 +111,17 @@ from replay_trace import Job, Trace, load_trace  # noqa: E402,F401
 from replay_truth import DEFAULT_NOISE, DEFAULT_TABLE, Truth, TruthError, check_noise, load_speed_table  # noqa: E402,F401
 
 from provider.prices import PriceCatalog, load_catalog, shape_name  # noqa: E402
-from scheduler.duration_model import SCALING_PRIOR, SLOPE_MEAN, SLOPE_SD  # noqa: E402
-from scheduler.errors import UserError  # noqa: E402
-from scheduler.instance_families import cpu_family  # noqa: E402
-from scheduler.placement import (  # noqa: E402
+from scheduler.core.duration_model import SCALING_PRIOR, SLOPE_MEAN, SLOPE_SD  # noqa: E402
+from scheduler.core.errors import UserError  # noqa: E402
+from scheduler.core.instance_families import cpu_family  # noqa: E402
+from scheduler.core.placement import (  # noqa: E402
     Estimates, PlacementRequest, ShapeIndex, expected_remaining, expected_wait, place,
 )
-from scheduler.specs import Requirements, ShapeSpec  # noqa: E402,F401
+from scheduler.core.specs import Requirements, ShapeSpec  # noqa: E402,F401
 
 
 MAX_RUNTIME_S = 24 * 3600.0  # the daemon's default max_runtime
-HISTORY_RUNS = 200  # as scheduler.store.HISTORY_RUNS: finished runs per job looked at
+HISTORY_RUNS = 200  # as scheduler.store.store.HISTORY_RUNS: finished runs per job looked at
 UNLIMITED = 10**9
 EPOCH = datetime(2023, 1, 1, tzinfo=timezone.utc)
 NOT_CUDA = ("MI", "RADEON", "GAUDI", "INFERENTIA", "TRAINIUM")  # accelerator names: not NVIDIA GPUs

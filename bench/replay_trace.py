@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from scheduler.errors import UserError
-from scheduler.specs import Requirements
+from scheduler.core.errors import UserError
+from scheduler.core.specs import Requirements
 
 REQUIRED = ("cpu_milli", "memory_mib", "num_gpu", "creation_time", "deletion_time")
 

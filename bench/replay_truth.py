@@ -2,7 +2,7 @@
 
 speed(class, shape) = table[type] x exp(sigma * z), z ~ N(0, 1) drawn once per (seed, job class,
 type). The type is the shape's accelerator model as the catalog spells it for a GPU job, else its
-CPU family (``scheduler.instance_families.cpu_family``; the instance type where no family is known,
+CPU family (``scheduler.core.instance_families.cpu_family``; the instance type where no family is known,
 e.g. Lambda's ``cpu_4x_generalx``); a table row whose type holds * ? or [ matches instance types
 instead (any case) and wins, except for a CPU-only job on a GPU VM, which runs on the host's CPUs. A type the table does not list runs at 1.0 (times the
 noise). z is seeded by the class's requirement signature and the type's name, so one class draws
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scheduler.errors import UserError
+from scheduler.core.errors import UserError
 
 DEFAULT_TABLE = Path(__file__).resolve().parent / "replay-speeds.csv"
 DEFAULT_NOISE = 0.25  # sigma of log(speed): a class's factor is within x0.78..x1.28 two times in three

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from _common import ROOT, median, report
 
-from scheduler.catalog import Document, apply_documents
-from scheduler.context import AppContext
-from scheduler.settings import Settings
+from scheduler.store.catalog import Document, apply_documents
+from scheduler.runtime.context import AppContext
+from scheduler.store.settings import Settings
 
 TRIVIAL = "print('trivial')\n"
 

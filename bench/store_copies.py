@@ -15,7 +15,7 @@ from pathlib import Path
 
 from _common import median, report
 
-from scheduler.outputs import OutputStore
+from scheduler.store.outputs import OutputStore
 
 
 def timed(action, repeat: int) -> float:

@@ -27,9 +27,9 @@ STATES = np.array(["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELED"])
 
 def populate(url: str, runs: int, jobs: int, days: int = 30, seed: int = 7) -> dict:
     """Declare the shapes and ``jobs`` jobs, then insert ``runs`` finished runs; returns timings."""
-    from scheduler.clock import SystemClock
-    from scheduler.specs import JobSpec, ShapeSpec
-    from scheduler.store import Store
+    from scheduler.core.clock import SystemClock
+    from scheduler.core.specs import JobSpec, ShapeSpec
+    from scheduler.store.store import Store
 
     started = time.perf_counter()
     store = Store.open(url, SystemClock())

@@ -2,8 +2,8 @@
 
 `check` runs the validation `costwise apply` runs and pins the artifact's content hash; `diff`
 compares the documents (never the `__provider` bytes, never computed outputs); `create` / `update`
-apply the document through `scheduler.catalog.apply_documents`; `read` reports the catalog as it is
-now; `delete` goes through `scheduler.catalog.delete_entry`.
+apply the document through `scheduler.store.catalog.apply_documents`; `read` reports the catalog as it is
+now; `delete` goes through `scheduler.store.catalog.delete_entry`.
 
 Instances hold nothing but class-level constants, so dill pickles them by reference; the catalog is
 opened per call from `COSTWISE_HOME` / `COSTWISE_DB` (or the resource's `db` input).
@@ -26,8 +26,8 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from scheduler.errors import Conflict, CostwiseError, SpecError
-from scheduler.settings import Settings
+from scheduler.core.errors import Conflict, CostwiseError, SpecError
+from scheduler.store.settings import Settings
 
 from . import props as P
 from . import secrets as S
@@ -81,7 +81,7 @@ class CatalogProvider(ResourceProvider):
             return ReadResult(name, {**inputs, **self.computed(ctx, spec)}, inputs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        from scheduler.catalog import delete_entry
+        from scheduler.store.catalog import delete_entry
 
         _, extras, _ = P.split(props)
         name = id_ or props.get("name")
@@ -116,7 +116,7 @@ class CatalogProvider(ResourceProvider):
 
     # -- helpers ---------------------------------------------------------------------------------
     def model(self):
-        from scheduler.specs import SPEC_KINDS
+        from scheduler.core.specs import SPEC_KINDS
 
         _load_kinds()
         model = SPEC_KINDS.get(self.kind)
@@ -125,7 +125,7 @@ class CatalogProvider(ResourceProvider):
         return model
 
     def parse(self, body: dict[str, Any]):
-        from scheduler.specs import parse_spec
+        from scheduler.core.specs import parse_spec
 
         self.model()
         return parse_spec({k: v for k, v in body.items() if k != "kind"}, self.kind)
@@ -160,7 +160,7 @@ class CatalogProvider(ResourceProvider):
         """Each field's error, worded by the same code as `costwise apply` (which stops at the first)."""
         from pydantic import ValidationError
 
-        from scheduler.specs import describe_error
+        from scheduler.core.specs import describe_error
 
         try:
             body, _, secret_values = P.split(news)
@@ -200,7 +200,7 @@ class CatalogProvider(ResourceProvider):
         return {**compared, **self.comparable(doc)}
 
     def _apply(self, props: dict[str, Any]) -> str:
-        from scheduler.catalog import Document, apply_documents
+        from scheduler.store.catalog import Document, apply_documents
 
         try:
             checked = self._checked(props)  # idempotent: the engine gave us checked inputs already
@@ -226,7 +226,7 @@ class CatalogProvider(ResourceProvider):
 
     @contextlib.contextmanager
     def _catalog(self, extras: P.Extras) -> Iterator[Any]:
-        from scheduler.context import AppContext
+        from scheduler.runtime.context import AppContext
 
         ctx = AppContext(_settings(extras))
         try:
@@ -242,6 +242,6 @@ def _settings(extras: P.Extras) -> Settings:
 
 
 def _load_kinds() -> None:
-    """Kinds registered by optional scheduler modules (the Pipeline kind lives in scheduler.pipelines)."""
+    """Kinds registered by optional scheduler modules (the Pipeline kind lives in scheduler.core.pipelines)."""
     with contextlib.suppress(ImportError):
-        import scheduler.pipelines  # noqa: F401
+        import scheduler.core.pipelines  # noqa: F401

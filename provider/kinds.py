@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scheduler.settings import Settings
+from scheduler.store.settings import Settings
 
 from .base import CatalogProvider
 
@@ -20,8 +20,8 @@ class JobProvider(CatalogProvider):
 
     def prepare(self, spec, doc: dict[str, Any], settings: Settings) -> dict[str, Any]:
         """Resolve, content-hash and store the artifact, with apply's own checks (entrypoint, ...)."""
-        from scheduler.artifacts import ArtifactStore
-        from scheduler.catalog import prepare_job
+        from scheduler.store.artifacts import ArtifactStore
+        from scheduler.store.catalog import prepare_job
 
         prepared = prepare_job(spec, Path.cwd(), ArtifactStore(settings.artifacts_root))
         return {**doc, "artifact_hash": prepared.artifact_hash}
@@ -37,7 +37,7 @@ class JobProvider(CatalogProvider):
         return bool(mine) and current.artifact_hash != mine
 
     def computed(self, ctx, spec) -> dict[str, Any]:
-        from scheduler.artifacts import ArtifactStore
+        from scheduler.store.artifacts import ArtifactStore
 
         out = placement_outputs(ctx.store, spec.name, spec.requirements, spec)
         out["artifact_path"] = str(ArtifactStore(ctx.settings.artifacts_root).path_for(spec.artifact_hash))
@@ -49,7 +49,7 @@ class PipelineProvider(CatalogProvider):
 
     def computed(self, ctx, spec) -> dict[str, Any]:
         """Each step's cheapest fitting shape (steps that name a declared job)."""
-        from scheduler.specs import Requirements
+        from scheduler.core.specs import Requirements
 
         shapes = {}
         for step in spec.model_dump(mode="json", exclude_defaults=True).get("steps") or []:
@@ -64,7 +64,7 @@ class PipelineProvider(CatalogProvider):
 
 def placement_outputs(store, job_name: str, requirements, job) -> dict[str, Any]:
     """The shapes that fit, cheapest expected cost first, as `costwise shapes --job` ranks them."""
-    from scheduler.placement import PlacementRequest, explain
+    from scheduler.core.placement import PlacementRequest, explain
 
     req = PlacementRequest(
         job=job_name, requirements=requirements, pinned_shape=job.shape, has_image=bool(job.image),

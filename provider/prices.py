@@ -2,7 +2,7 @@
 
 Reads the default catalog shipped under `stacks/prices/` and SkyPilot-schema catalogs in every
 layout clouds publish (GPU columns on the VM row; GPUs priced on rows of their own and attached to
-host VMs; GPU families implied by the VM's name): see ``scheduler.price_catalog``, which does the
+host VMs; GPU families implied by the VM's name): see ``scheduler.core.price_catalog``, which does the
 parsing without I/O. `#` lines are comments. Per instance type the row in the wanted region is
 taken, else the cheapest one. Rows that yield no shape are counted by reason (``PriceCatalog.skipped``).
 """
@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from scheduler.price_catalog import CatalogError, Offer, PriceCatalog, parse_catalog
+from scheduler.core.price_catalog import CatalogError, Offer, PriceCatalog, parse_catalog
 
 __all__ = ["CatalogError", "PriceCatalog", "load_catalog", "load_shapes", "read_rows", "shape_name", "shape_document"]
 

@@ -13,7 +13,7 @@ from typing import Any
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from scheduler.errors import SpecError
+from scheduler.core.errors import SpecError
 
 PROVIDER_KEY = "__provider"
 # Inputs of the resource that are not part of the document.

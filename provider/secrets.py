@@ -16,7 +16,7 @@ import secrets as _random
 import shutil
 from pathlib import Path
 
-from scheduler.settings import Settings
+from scheduler.store.settings import Settings
 
 REFERENCE_SCHEMES = ("env:", "file:")
 KEY_FILE = ".key"

@@ -1,7 +1,8 @@
 """costwise: a cost-aware scheduler for ML training and batch jobs.
 
-The pure core (specs, placement, costs, cache keys) lives beside thin shells
-(store, executors, engine, CLI). Nothing here imports ``pulumi`` or ``provider``.
+Layers, imports flowing one way (tests/unit/test_architecture.py checks it):
+``core`` (pure: specs, placement, costs, cache keys, pipelines) <- ``store`` / ``executors`` <-
+``runtime`` / ``reporting`` <- ``daemon`` / ``cli``. Nothing here imports ``pulumi`` or ``provider``.
 """
 
 __version__ = "0.1.0"

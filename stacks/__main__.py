@@ -1,7 +1,7 @@
 """The costwise stack: shapes from a price catalog, and the example retraining jobs and pipeline.
 
 The jobs and the pipeline are the documents of the example shipped with costwise
-(scheduler/demo_assets/retrain/retrain.yaml: prepare -> train -> evaluate -> register | reject),
+(scheduler/cli/demo_assets/retrain/retrain.yaml: prepare -> train -> evaluate -> register | reject),
 so `pulumi up`, `costwise apply` and `costwise demo` declare the same thing. Stack config (see
 Pulumi.dev.yaml / Pulumi.prod.yaml) chooses what a stack may use:
   costwise:backends     backends allowed here: local, docker, kubernetes (default [local])
@@ -23,7 +23,7 @@ import pulumi
 
 import provider
 from provider.prices import load_shapes
-from scheduler.examples import RETRAIN, retrain_documents
+from scheduler.cli.examples import RETRAIN, retrain_documents
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_LOCAL_SHAPES = [

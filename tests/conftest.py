@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.context import AppContext
-from scheduler.settings import Settings
+from scheduler.runtime.context import AppContext
+from scheduler.store.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -67,7 +67,7 @@ def fresh_pg(pg_url):
     """A PostgreSQL catalog emptied for this test."""
     import sqlalchemy
 
-    from scheduler import db
+    from scheduler.store import schema as db
 
     engine = sqlalchemy.create_engine(pg_url)
     db.metadata.drop_all(engine)

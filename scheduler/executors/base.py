@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..specs import Mount, ShapeSpec
+from ..core.specs import Mount, ShapeSpec
 
 MAX_STOP_GRACE_S = 3600.0  # what any executor waits between SIGTERM and SIGKILL, whatever a spec says
 DEFAULT_STOP_GRACE_S = 10.0

@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CostwiseError
-from ..gpu import GPU, GpuSamples
+from ..core.errors import CostwiseError
+from .gpu import GPU, GpuSamples
 from .base import ExitStatus, LaunchSpec, TrackedRuns, Usage
 from .logcopy import LogCopier, parse_ts
 

@@ -12,7 +12,7 @@ import os
 import re
 from typing import Any
 
-from ..errors import CostwiseError
+from ..core.errors import CostwiseError
 from .base import LaunchSpec
 
 TOLERATION_PREFIX = "toleration/"

@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CostwiseError
+from ..core.errors import CostwiseError
 from .base import ExitStatus, LaunchSpec, TrackedRuns, Usage
 from .k8s_manifest import CONTAINER, DEFAULT_TTL_S, LOG_ANNOTATION, RUN_LABEL, job_manifest, job_name, parse_quantity
 from .logcopy import LogCopier

@@ -23,7 +23,7 @@ from typing import Any
 
 import psutil
 
-from ..gpu import GPU, GpuSamples
+from .gpu import GPU, GpuSamples
 from . import cgroups, local_wrapper
 from .base import ExitStatus, LaunchSpec, TrackedRuns, Usage, capped_grace, redacted_env
 

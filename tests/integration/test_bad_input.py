@@ -1,7 +1,7 @@
 """Bad input through the real command line (issue 10): hostile files, an unwritable home, a full disk,
 a bad catalog URL and malformed options are each one line on stderr, exit 2, and nothing stored.
 
-Most cases run `scheduler.cli.run_cli` in this process (an exception escaping it fails the test, as
+Most cases run `scheduler.cli.main.run_cli` in this process (an exception escaping it fails the test, as
 a traceback would); the ones about the machine (mounts, the console script) run a subprocess."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.cli import run_cli
+from scheduler.cli.main import run_cli
 from tests.conftest import Cli, write
 
 SHAPE = "kind: Shape\nname: small\nvcpus: 2\nmemory_gib: 4\nprice_per_hour: 0.1\n"
@@ -33,7 +33,7 @@ def costwise(home: Path, *args: str) -> tuple[int, str, str]:
 def catalog_rows(home: Path):
     import sqlalchemy
 
-    from scheduler import db
+    from scheduler.store import schema as db
 
     engine = sqlalchemy.create_engine(f"sqlite:///{home / 'catalog.db'}")
     try:
@@ -165,8 +165,8 @@ def test_a_misfire_grace_reaches_apscheduler_as_whole_seconds(app, tmp_path):
     """`--misfire-grace 10m` is 600.0 seconds; APScheduler 3 refuses a float there and the daemon died."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from scheduler.catalog import apply_documents, load_documents
-    from scheduler.schedules import ScheduleSync
+    from scheduler.store.catalog import apply_documents, load_documents
+    from scheduler.daemon.schedules import ScheduleSync
 
     write(tmp_path / "t.py", "pass\n")
     write(tmp_path / "d.yaml", SHAPE + "---\n" + JOB.replace("train.py", "t.py") + "schedule: {interval: 90s}\n")

@@ -41,8 +41,8 @@ def declared(cli, tmp_path):
 
 
 def snapshot(cli):
-    from scheduler.clock import SystemClock
-    from scheduler.store import Store
+    from scheduler.core.clock import SystemClock
+    from scheduler.store.store import Store
 
     store = Store.open(f"sqlite:///{cli.home / 'catalog.db'}", SystemClock())
     try:

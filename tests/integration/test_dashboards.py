@@ -18,10 +18,10 @@ from datetime import timedelta
 
 import pytest
 
-from scheduler.context import AppContext
-from scheduler.pipeline_runner import PipelineRunner
-from scheduler.runs import RunRecord, new_run_id
-from scheduler.settings import Settings
+from scheduler.runtime.context import AppContext
+from scheduler.runtime.pipeline_runner import PipelineRunner
+from scheduler.core.runs import RunRecord, new_run_id
+from scheduler.store.settings import Settings
 from tests.conftest import ROOT, need_service, write
 
 pytestmark = pytest.mark.prometheus
@@ -140,7 +140,7 @@ def stack(tmp_path_factory):
     procs = []
     try:
         metrics_port = free_port()
-        # The real daemon serves /metrics (the standalone `python -m scheduler.metrics --port N` serves the same
+        # The real daemon serves /metrics (the standalone `python -m scheduler.reporting.metrics --port N` serves the same
         # families without the scheduler, for a catalog with no daemon).
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "scheduler.cli", "daemon", "--metrics-port", str(metrics_port)],

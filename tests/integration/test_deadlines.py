@@ -13,12 +13,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from scheduler.catalog import Document, apply_documents
-from scheduler.clock import FrozenClock
-from scheduler.engine import Engine
+from scheduler.store.catalog import Document, apply_documents
+from scheduler.core.clock import FrozenClock
+from scheduler.runtime.engine import Engine
 from scheduler.executors import cgroups
 from scheduler.executors.base import MAX_STOP_GRACE_S, capped_grace
-from scheduler.store import Store
+from scheduler.store.store import Store
 from tests.conftest import write
 from tests.daemon_harness import DaemonProcess, wait_until
 

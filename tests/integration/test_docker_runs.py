@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from scheduler.context import AppContext
+from scheduler.runtime.context import AppContext
 from scheduler.executors.docker import DockerExecutor
 from tests.conftest import write
 from tests.images import TEST_IMAGE, ensure_test_image
@@ -232,7 +232,7 @@ def test_a_restarted_daemon_adopts_the_running_container(cli, home, settings, pr
 
 
 def test_a_gpu_shape_renders_a_device_request_in_the_container_spec():
-    from scheduler.specs import ShapeSpec
+    from scheduler.core.specs import ShapeSpec
 
     gpu = ShapeSpec(name="dock-a10", backend="docker", vcpus=4, memory_gib=16, gpus=2, gpu_type="A10", price_per_hour=1.0)
     plan = DockerExecutor().describe(launch_spec(gpu, image=TEST_IMAGE))
@@ -294,7 +294,7 @@ def test_the_example_pipeline_moves_from_local_to_docker_shapes_by_one_field(cli
     """The jobs name their image (unused on local shapes); the pipeline's `backends` is the switch."""
     import yaml
 
-    from scheduler.examples import RETRAIN, retrain_documents
+    from scheduler.cli.examples import RETRAIN, retrain_documents
 
     docs = retrain_documents(include_shapes=True) + list(yaml.safe_load_all(DOCKER_SHAPES))
     for doc in docs:

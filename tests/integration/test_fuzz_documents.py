@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scheduler.cli import run_cli
-from scheduler.examples import RETRAIN
+from scheduler.cli.main import run_cli
+from scheduler.cli.examples import RETRAIN
 
 SEED = 20_240_610
 CASES = 360
@@ -181,7 +181,7 @@ def costwise(home: Path, *args: str) -> tuple[int, str, str]:
 def catalog_rows(home: Path):
     import sqlalchemy
 
-    from scheduler import db
+    from scheduler.store import schema as db
 
     engine = sqlalchemy.create_engine(f"sqlite:///{home / 'catalog.db'}")
     try:
@@ -194,9 +194,9 @@ def catalog_rows(home: Path):
 
 def check_catalog_still_serves_a_daemon(home: Path) -> None:
     """What a daemon does first: read every entry back and build every schedule's trigger."""
-    from scheduler.context import AppContext
-    from scheduler.schedules import trigger_for
-    from scheduler.settings import Settings
+    from scheduler.runtime.context import AppContext
+    from scheduler.daemon.schedules import trigger_for
+    from scheduler.store.settings import Settings
 
     app = AppContext(Settings.resolve(home))
     try:

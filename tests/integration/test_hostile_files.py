@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.catalog import apply_documents, load_documents
-from scheduler.outputs import OutputStore
-from scheduler.pipeline_runner import PipelineRunner
+from scheduler.store.catalog import apply_documents, load_documents
+from scheduler.store.outputs import OutputStore
+from scheduler.runtime.pipeline_runner import PipelineRunner
 from tests.conftest import write
 from tests.integration.test_cli import SHAPES, snapshot
 from tests.integration.test_docker_runs import docker_client  # noqa: F401 - the session's Docker engine
@@ -224,7 +224,7 @@ def test_inputs_are_private_verified_copies(tmp_path):
     copy.chmod(0o644)
     copy.write_text("changed by the step")
     assert store.object_path(ref["sha256"]).read_text() == "shared bytes"
-    from scheduler.outputs import CorruptObject
+    from scheduler.store.outputs import CorruptObject
 
     store.object_path(ref["sha256"]).chmod(0o644)
     store.object_path(ref["sha256"]).write_text("rotten bytes")

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from scheduler.catalog import apply_documents, load_documents
+from scheduler.store.catalog import apply_documents, load_documents
 from scheduler.executors.kubernetes import KubernetesExecutor
 from tests.conftest import ROOT, write
 from tests.integration.kube_api import FakeKube

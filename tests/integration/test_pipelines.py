@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.catalog import apply_documents, load_documents
-from scheduler.pipeline_runner import PipelineRunner
+from scheduler.store.catalog import apply_documents, load_documents
+from scheduler.runtime.pipeline_runner import PipelineRunner
 from tests.conftest import write
 
 SHAPES = """

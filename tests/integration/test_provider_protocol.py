@@ -313,9 +313,9 @@ def _catalog_job(home, name):
 
 
 def _catalog_list(home, kind):
-    from scheduler.settings import Settings
-    from scheduler.store import Store
-    from scheduler.clock import SystemClock
+    from scheduler.store.settings import Settings
+    from scheduler.store.store import Store
+    from scheduler.core.clock import SystemClock
 
     store = Store.open(Settings.resolve(home).db_url, SystemClock())
     try:
@@ -326,13 +326,13 @@ def _catalog_list(home, kind):
 
 def _require_pipeline_kind():
     try:
-        import scheduler.pipelines  # noqa: F401 - registers the kind
+        import scheduler.core.pipelines  # noqa: F401 - registers the kind
     except ImportError:
         pass
-    from scheduler.specs import SPEC_KINDS
+    from scheduler.core.specs import SPEC_KINDS
 
     if "Pipeline" not in SPEC_KINDS:
-        pytest.skip("the Pipeline kind is not registered in scheduler.specs.SPEC_KINDS yet (scheduler.pipelines, issue 3)")
+        pytest.skip("the Pipeline kind is not registered in scheduler.core.specs.SPEC_KINDS yet (scheduler.core.pipelines, issue 3)")
 
 
 def test_pipeline_lifecycle(host, cli, tmp_path):
@@ -377,9 +377,9 @@ def test_pipeline_lifecycle(host, cli, tmp_path):
 
 
 def _catalog_get(home, kind, name):
-    from scheduler.clock import SystemClock
-    from scheduler.settings import Settings
-    from scheduler.store import Store
+    from scheduler.core.clock import SystemClock
+    from scheduler.store.settings import Settings
+    from scheduler.store.store import Store
 
     store = Store.open(Settings.resolve(home).db_url, SystemClock())
     try:

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from scheduler import report
-from scheduler.clock import FrozenClock
-from scheduler.runs import RunRecord
-from scheduler.specs import ShapeSpec
-from scheduler.store import Store
+from scheduler.reporting import report
+from scheduler.core.clock import FrozenClock
+from scheduler.core.runs import RunRecord
+from scheduler.core.specs import ShapeSpec
+from scheduler.store.store import Store
 from tests.conftest import need_service
 
 T0 = datetime(2026, 4, 1, tzinfo=timezone.utc)

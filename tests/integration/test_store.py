@@ -5,12 +5,12 @@ from datetime import timedelta
 
 import pytest
 
-from scheduler import db
-from scheduler.clock import FrozenClock
-from scheduler.errors import NotFound, SchemaTooOld
-from scheduler.runs import RunRecord, new_run_id
-from scheduler.specs import parse_spec
-from scheduler.store import Store
+from scheduler.store import schema as db
+from scheduler.core.clock import FrozenClock
+from scheduler.core.errors import NotFound, SchemaTooOld
+from scheduler.core.runs import RunRecord, new_run_id
+from scheduler.core.specs import parse_spec
+from scheduler.store.store import Store
 
 SHAPE = {"kind": "Shape", "name": "cpu", "vcpus": 2, "memory_gib": 4, "price_per_hour": 0.1, "capacity": 2}
 JOB = {"kind": "Job", "name": "train", "artifact": "/x/train.py", "artifact_hash": "sha256:ab"}
@@ -49,7 +49,7 @@ def test_apply_is_an_upsert_with_outcomes(store):
 
 
 def test_apply_is_all_or_nothing(store, monkeypatch):
-    from scheduler import store as store_module
+    from scheduler.store import store as store_module
 
     store.apply([parse_spec(SHAPE)])
     before = store.catalog_version()

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.catalog import apply_documents, load_documents
-from scheduler.pipeline_runner import PipelineRunner
-from scheduler.pipelines import PipelineSpec
-from scheduler.sweeps import generate_trials
-from scheduler.views import pipeline_tree
+from scheduler.store.catalog import apply_documents, load_documents
+from scheduler.runtime.pipeline_runner import PipelineRunner
+from scheduler.core.pipelines import PipelineSpec
+from scheduler.core.sweeps import generate_trials
+from scheduler.reporting.views import pipeline_tree
 from tests.conftest import write
 
 SHAPES = """

@@ -5,7 +5,7 @@ from io import BytesIO
 
 import pytest
 
-from scheduler.api_guards import Refusal, check_body_head, check_host, check_origin
+from scheduler.daemon.api_guards import Refusal, check_body_head, check_host, check_origin
 
 
 def headers(**given: str):

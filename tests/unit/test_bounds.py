@@ -8,16 +8,16 @@ import time
 
 import pytest
 
-import scheduler.budgets  # noqa: F401 - registers the Budget kind
-import scheduler.pipelines  # noqa: F401 - registers the Pipeline kind
-from scheduler import bounds
-from scheduler.durations import parse_duration
-from scheduler.errors import SpecError
-from scheduler.pipelines import parse_params
-from scheduler.plain_values import first_problem, short_repr
-from scheduler.specs import parse_overrides, parse_spec
-from scheduler.sweeps import generate_trials, grid_point
-from scheduler.yaml_documents import DocumentTextError, parse_documents
+import scheduler.core.budgets  # noqa: F401 - registers the Budget kind
+import scheduler.core.pipelines  # noqa: F401 - registers the Pipeline kind
+from scheduler.core import bounds
+from scheduler.core.durations import parse_duration
+from scheduler.core.errors import SpecError
+from scheduler.core.pipelines import parse_params
+from scheduler.core.plain_values import first_problem, short_repr
+from scheduler.core.specs import parse_overrides, parse_spec
+from scheduler.core.sweeps import generate_trials, grid_point
+from scheduler.core.yaml_documents import DocumentTextError, parse_documents
 
 SHAPE = {"kind": "Shape", "name": "cpu", "vcpus": 2, "memory_gib": 4, "price_per_hour": 0.1}
 JOB = {"kind": "Job", "name": "train", "artifact": "train.py"}
@@ -204,7 +204,7 @@ def test_unknown_time_zones_are_refused(zone):
 def test_every_accepted_schedule_builds_its_trigger():
     from datetime import datetime, timezone
 
-    from scheduler.schedules import trigger_for
+    from scheduler.daemon.schedules import trigger_for
 
     for schedule in [{"cron": "0 3 * * 1", "timezone": "Europe/Paris"}, {"interval": "1s"}, {"interval": "366d"}]:
         trigger = trigger_for(parse_spec({**JOB, "schedule": schedule}).schedule)

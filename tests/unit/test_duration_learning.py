@@ -5,9 +5,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from scheduler import duration_model, placement, priors
-from scheduler.placement import PlacementRequest, ShapeIndex, expected_remaining, expected_wait, place
-from scheduler.specs import Requirements, ShapeSpec
+from scheduler.core import duration_model, placement, priors
+from scheduler.core.placement import PlacementRequest, ShapeIndex, expected_remaining, expected_wait, place
+from scheduler.core.specs import Requirements, ShapeSpec
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
 

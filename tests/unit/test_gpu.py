@@ -1,6 +1,6 @@
 """GPU utilization readings: a machine without a GPU reads as "no GPU", never as 0 % or an error."""
 
-from scheduler.gpu import GpuProbe, GpuSamples
+from scheduler.executors.gpu import GpuProbe, GpuSamples
 
 
 class Readings:

@@ -9,7 +9,7 @@ from kubernetes import client
 from scheduler.executors.base import LaunchSpec
 from scheduler.executors.k8s_manifest import job_manifest, job_name, parse_quantity, scheduling, valid_label
 from scheduler.executors.kubernetes import KubernetesExecutor
-from scheduler.specs import Mount, ShapeSpec
+from scheduler.core.specs import Mount, ShapeSpec
 
 GPU_SHAPE = ShapeSpec(
     name="k8s-a10", backend="kubernetes", vcpus=8, memory_gib=32, gpus=1, gpu_type="A10", price_per_hour=1.2,

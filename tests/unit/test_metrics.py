@@ -15,11 +15,11 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from scheduler.clock import FrozenClock
-from scheduler.metrics import SETTLE_S, make_registry, serve_metrics
-from scheduler.runs import RunRecord
-from scheduler.specs import ShapeSpec
-from scheduler.store import Store
+from scheduler.core.clock import FrozenClock
+from scheduler.reporting.metrics import SETTLE_S, make_registry, serve_metrics
+from scheduler.core.runs import RunRecord
+from scheduler.core.specs import ShapeSpec
+from scheduler.store.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 5, 4, 12, tzinfo=timezone.utc)
@@ -242,7 +242,7 @@ def test_fast_rendering_matches_prometheus_client(store):
     finish(store, "r-3", ended=T0 - timedelta(days=2))  # settled
     registry, daemon, _ = make_registry(store, CollectorRegistry())
     daemon.observe_lag(0.4)
-    from scheduler.metrics import render
+    from scheduler.reporting.metrics import render
 
     def samples(text):
         out = {}

@@ -2,10 +2,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from scheduler import placement
-from scheduler.placement import PlacementRequest, ShapeIndex, explain, place, unfit_message
-from scheduler.priors import GPU_SPEED
-from scheduler.specs import Requirements, ShapeSpec
+from scheduler.core import placement
+from scheduler.core.placement import PlacementRequest, ShapeIndex, explain, place, unfit_message
+from scheduler.core.priors import GPU_SPEED
+from scheduler.core.specs import Requirements, ShapeSpec
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
 

@@ -7,9 +7,9 @@ import csv
 import pytest
 
 from provider.prices import CatalogError, load_catalog, load_shapes
-from scheduler.instance_families import cpu_family, implied_gpus
-from scheduler.price_catalog import SKIP_REASONS, parse_catalog
-from scheduler.specs import parse_spec
+from scheduler.core.instance_families import cpu_family, implied_gpus
+from scheduler.core.price_catalog import SKIP_REASONS, parse_catalog
+from scheduler.core.specs import parse_spec
 from tests.conftest import ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures" / "catalogs"

@@ -13,7 +13,7 @@ from pulumi.runtime import rpc
 import provider
 from provider import props as P
 from provider.prices import load_shapes, read_rows
-from scheduler.specs import parse_spec
+from scheduler.core.specs import parse_spec
 from tests.conftest import ROOT, SHARED_DATA, write
 
 PRICES = ROOT / "stacks" / "prices" / "public-on-demand.csv"

@@ -11,13 +11,13 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from scheduler import report
-from scheduler.clock import FrozenClock
-from scheduler.errors import SpecError
-from scheduler.focus import CUSTOM, MANDATORY
-from scheduler.runs import RunRecord
-from scheduler.specs import JobSpec, ShapeSpec
-from scheduler.store import Store
+from scheduler.reporting import report
+from scheduler.core.clock import FrozenClock
+from scheduler.core.errors import SpecError
+from scheduler.reporting.focus import CUSTOM, MANDATORY
+from scheduler.core.runs import RunRecord
+from scheduler.core.specs import JobSpec, ShapeSpec
+from scheduler.store.store import Store
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 GIB = 2**30

@@ -1,8 +1,8 @@
 import pytest
 
-from scheduler.durations import format_duration, parse_duration
-from scheduler.errors import SpecError
-from scheduler.specs import JobSpec, ShapeSpec, parse_spec
+from scheduler.core.durations import format_duration, parse_duration
+from scheduler.core.errors import SpecError
+from scheduler.core.specs import JobSpec, ShapeSpec, parse_spec
 
 JOB = {"kind": "Job", "name": "train", "artifact": "train.py"}
 SHAPE = {"kind": "Shape", "name": "cpu", "vcpus": 2, "memory_gib": 4, "price_per_hour": 0.1}
@@ -83,7 +83,7 @@ def test_shape_gpu_type_needs_gpus():
 
 
 def test_unknown_keys_inside_list_items_get_a_suggestion():
-    import scheduler.pipelines  # noqa: F401 - registers the Pipeline kind
+    import scheduler.core.pipelines  # noqa: F401 - registers the Pipeline kind
 
     text = message({"kind": "Pipeline", "name": "p", "steps": [{"name": "a", "job": "j", "requirments": {}}]})
     assert "steps.0.requirments" in text and "did you mean 'requirements'" in text

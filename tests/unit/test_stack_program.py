@@ -11,7 +11,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 
 import provider
-from scheduler.examples import RETRAIN
+from scheduler.cli.examples import RETRAIN
 from tests.conftest import ROOT
 
 PROGRAM = ROOT / "stacks" / "__main__.py"

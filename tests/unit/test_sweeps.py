@@ -4,12 +4,12 @@ import math
 
 import pytest
 
-from scheduler import cache
-from scheduler.errors import SpecError
-from scheduler.pipeline_runner import step_job, sweep_key_part
-from scheduler.pipelines import PipelineSpec
-from scheduler.specs import JobSpec, parse_spec
-from scheduler.sweeps import (
+from scheduler.core import cache
+from scheduler.core.errors import SpecError
+from scheduler.runtime.pipeline_runner import step_job, sweep_key_part
+from scheduler.core.pipelines import PipelineSpec
+from scheduler.core.specs import JobSpec, parse_spec
+from scheduler.core.sweeps import (
     SweepSpec,
     best_trial,
     budget_allows,

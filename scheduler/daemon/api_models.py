@@ -9,9 +9,9 @@ from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import SpecError
-from .runs import ALL_STATES
-from .specs import Name, RunOverrides, Spec, StrMap, describe_error, parse_overrides
+from ..core.errors import SpecError
+from ..core.runs import ALL_STATES
+from ..core.specs import Name, RunOverrides, Spec, StrMap, describe_error, parse_overrides
 
 M = TypeVar("M", bound=BaseModel)
 QUERY_FIELDS_MAX = 16

@@ -14,10 +14,10 @@ from typing import Callable, Iterable, Mapping
 import pandas as pd
 from sqlalchemy import select
 
-from . import db
-from .placement import PlacementRequest, fits
-from .runs import CACHED
-from .specs import Requirements, ShapeSpec
+from ..store import schema as db
+from ..core.placement import PlacementRequest, fits
+from ..core.runs import CACHED
+from ..core.specs import Requirements, ShapeSpec
 
 GIB = 2**30
 COLUMNS = ["job", "shape", "runs", "cpu_p95", "mem_p95_bytes", "mem_share_p95", "suggested_shape",

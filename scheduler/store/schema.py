@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
 
-from .errors import SchemaTooOld
+from ..core.errors import SchemaTooOld
 
 SCHEMA_VERSION = 1
 

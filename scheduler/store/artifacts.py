@@ -26,7 +26,7 @@ from pathlib import Path
 
 from . import safefs
 from .artifact_trees import copy_tree, file_sha256, tree_sha256
-from .errors import CostwiseError, SpecError
+from ..core.errors import CostwiseError, SpecError
 
 MAX_ARCHIVE_MEMBERS = 100_000
 MAX_ARCHIVE_BYTES = 8 << 30  # unpacked: a zip or tar bomb is refused before it is unpacked

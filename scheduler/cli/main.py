@@ -10,8 +10,8 @@ from typing import Any, Optional
 
 import typer
 
-from .bounds import MISFIRE_GRACE_MAX_S, RUNS_LIMIT_MAX
-from .errors import CostwiseError, SpecError, UserError
+from ..core.bounds import MISFIRE_GRACE_MAX_S, RUNS_LIMIT_MAX
+from ..core.errors import CostwiseError, SpecError, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Cost-aware scheduler for ML training and batch jobs.")
@@ -38,8 +38,8 @@ def main_options(
     home: Optional[Path] = typer.Option(None, "--home", envvar="COSTWISE_HOME", help="Where costwise keeps its files."),
     db: Optional[str] = typer.Option(None, "--db", envvar="COSTWISE_DB", help="Catalog URL (SQLite or PostgreSQL)."),
 ):
-    from .context import AppContext
-    from .settings import Settings
+    from ..runtime.context import AppContext
+    from ..store.settings import Settings
 
     settings = Settings.resolve(home, db)
     if isinstance(ctx.obj, dict):  # run_cli's note of the catalog in use, for its error messages
@@ -52,7 +52,7 @@ def main_options(
 @app.command()
 def apply(ctx: typer.Context, files: list[Path] = typer.Argument(..., help="YAML or JSON documents."), as_json: bool = JSON_OPT):
     """Create or update shapes, jobs and pipelines from documents (all or nothing)."""
-    from .catalog import apply_documents, load_documents
+    from ..store.catalog import apply_documents, load_documents
 
     app_ctx = _ctx(ctx)
     results = apply_documents(load_documents(files), app_ctx.store, app_ctx.settings)
@@ -71,7 +71,7 @@ def delete(
     as_json: bool = JSON_OPT,
 ):
     """Remove a shape, job or pipeline from the catalog."""
-    from .catalog import delete_entry
+    from ..store.catalog import delete_entry
 
     app_ctx = _ctx(ctx)
     delete_entry(app_ctx.store, kind, name, cancel_runs=cancel_runs, engine=app_ctx.engine)
@@ -83,7 +83,7 @@ def delete(
 def parse_fit(text: str):
     from pydantic import ValidationError
 
-    from .specs import Requirements, describe_error
+    from ..core.specs import Requirements, describe_error
 
     aliases = {"memory": "memory_gib", "mem": "memory_gib", "gpu_memory": "gpu_memory_gib", "cpu": "cpus", "gpu": "gpus"}
     values: dict[str, Any] = {}
@@ -106,8 +106,8 @@ def shapes(
     as_json: bool = JSON_OPT,
 ):
     """The catalog's shapes, or the ones that fit ranked by expected cost, with reasons."""
-    from . import placement
-    from .views import fit_table, shapes_table
+    from ..core import placement
+    from ..reporting.views import fit_table, shapes_table
 
     app_ctx = _ctx(ctx)
     store = app_ctx.store
@@ -160,7 +160,7 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
 
 
 def make_overrides(env, args, shape, max_runtime):
-    from .specs import parse_overrides
+    from ..core.specs import parse_overrides
 
     return parse_overrides({"env": parse_env(env or []), "args": list(args or []), "shape": shape,
                             "max_runtime": max_runtime})
@@ -173,8 +173,8 @@ def _progress_printer(as_json: bool):
     from rich.console import Console
     from rich.status import Status
 
-    from .durations import format_duration
-    from .views import money
+    from ..core.durations import format_duration
+    from ..reporting.views import money
 
     status = Status("queued", console=Console(stderr=True))
     status.start()
@@ -206,7 +206,7 @@ def run(
     if dry_run:
         plan = engine.dry_run(job, overrides)
         return emit(plan) if as_json else console().print_json(json.dumps(plan, default=str))
-    from .daemon import daemon_url
+    from ..daemon.loop import daemon_url
 
     up = daemon_url(app_ctx.store)
     record = engine.submit(job, overrides, message="queued from the CLI" + (" for the daemon" if up else ""))
@@ -236,7 +236,7 @@ def _time_problem(text: str, exc: Exception) -> str:
 def _print_run(record, as_json: bool) -> None:
     if as_json:
         return emit(record.public())
-    from .views import runs_table
+    from ..reporting.views import runs_table
 
     console().print(runs_table([record], title="run"))
 
@@ -251,9 +251,9 @@ def runs(
     as_json: bool = JSON_OPT,
 ):
     """The run history, newest first."""
-    from .clock import parse_time
-    from .runs import ALL_STATES
-    from .views import runs_table
+    from ..core.clock import parse_time
+    from ..core.runs import ALL_STATES
+    from ..reporting.views import runs_table
 
     app_ctx = _ctx(ctx)
     if state and state.upper() not in ALL_STATES:
@@ -273,18 +273,18 @@ def runs(
 @app.command()
 def show(ctx: typer.Context, run_id: str = typer.Argument(...), as_json: bool = JSON_OPT):
     """One run in full: placement reasons, usage, cost, events."""
-    from .clock import iso
-    from .views import runs_table
+    from ..core.clock import iso
+    from ..reporting.views import runs_table
 
     app_ctx = _ctx(ctx)
     if run_id.startswith("p-"):
-        from .pipeline_runner import PipelineRunner
+        from ..runtime.pipeline_runner import PipelineRunner
 
         runner = PipelineRunner(app_ctx.engine)
         return _print_pipeline_run(runner, runner.record(run_id), as_json)
     record = app_ctx.store.get_run(run_id)
     events = app_ctx.store.events(run_id)
-    from .costs import spend_line, spend_summary
+    from ..core.costs import spend_line, spend_summary
 
     spend = spend_summary(record, app_ctx.store.get("Shape", record.shape) if record.shape else None)
     if as_json:
@@ -331,7 +331,7 @@ def logs(ctx: typer.Context, run_id: str = typer.Argument(...), follow: bool = t
 def cancel(ctx: typer.Context, run_id: str = typer.Argument(...), as_json: bool = JSON_OPT):
     """Cancel a run (or a pipeline run): SIGTERM, then SIGKILL after the job's stop_grace."""
     if run_id.startswith("p-"):
-        from .pipeline_runner import PipelineRunner
+        from ..runtime.pipeline_runner import PipelineRunner
 
         runner = PipelineRunner(_ctx(ctx).engine)
         return _print_pipeline_run(runner, runner.cancel(run_id), as_json)
@@ -353,8 +353,8 @@ def daemon(
     """Run the scheduler daemon: schedules, dispatch, deadlines, restarts, HTTP API and /metrics."""
     import logging
 
-    from .daemon import Daemon
-    from .durations import parse_duration
+    from ..daemon.loop import Daemon
+    from ..core.durations import parse_duration
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     alert_map = parse_pairs(alert, "alert", "ALERTNAME=PIPELINE")
@@ -388,9 +388,9 @@ def pipeline_run(
     as_json: bool = JSON_OPT,
 ):
     """Start a pipeline run: steps in dependency order, unchanged ones reused from the cache."""
-    from .pipeline_runner import PipelineRunner
+    from ..runtime.pipeline_runner import PipelineRunner
 
-    from .daemon import daemon_url
+    from ..daemon.loop import daemon_url
 
     app_ctx = _ctx(ctx)
     runner = PipelineRunner(app_ctx.engine)
@@ -411,13 +411,13 @@ def pipeline_run(
 @pipeline_app.command("runs")
 def pipeline_runs(ctx: typer.Context, name: Optional[str] = typer.Argument(None), as_json: bool = JSON_OPT):
     """Pipeline runs, newest first."""
-    from .pipeline_runner import PipelineRunner
+    from ..runtime.pipeline_runner import PipelineRunner
 
     runner = PipelineRunner(_ctx(ctx).engine)
     records = [runner.record(p["id"]) for p in runner.runs.list(pipeline=name)]
     if as_json:
         return emit(records)
-    from .views import pipeline_runs_table
+    from ..reporting.views import pipeline_runs_table
 
     console().print(pipeline_runs_table(records))
 
@@ -425,7 +425,7 @@ def pipeline_runs(ctx: typer.Context, name: Optional[str] = typer.Argument(None)
 def _print_pipeline_run(runner, record, as_json: bool) -> None:
     if as_json:
         return emit(record)
-    from .views import pipeline_tree
+    from ..reporting.views import pipeline_tree
 
     console().print(pipeline_tree(runner, record))
 
@@ -451,8 +451,8 @@ def report(
     as_json: bool = JSON_OPT,
 ):
     """Cost report over the runs that finished in [since, until): spend, idle spend, savings, right-sizing."""
-    from .clock import parse_time
-    from .report import write_report
+    from ..core.clock import parse_time
+    from ..reporting.report import write_report
 
     app_ctx = _ctx(ctx)
     now = app_ctx.clock.now()

@@ -6,8 +6,8 @@ from typing import Iterable
 
 from rich.table import Table
 
-from .durations import format_duration
-from .runs import RunRecord
+from ..core.durations import format_duration
+from ..core.runs import RunRecord
 
 STATE_STYLE = {
     "SUCCEEDED": "green", "CACHED": "cyan", "FAILED": "red", "TIMED_OUT": "red", "CANCELED": "yellow",
@@ -75,7 +75,7 @@ def pipeline_tree(runner, record: dict):
     """The DAG as a tree: each step under its first upstream step, with state, shape, time, cost, saved."""
     from rich.tree import Tree
 
-    from .pipelines import PipelineSpec
+    from ..core.pipelines import PipelineSpec
 
     spec = PipelineSpec.model_validate(runner.runs.get(record["id"])["spec"]["pipeline"])
     steps = {s["step"]: s for s in record["steps"]}

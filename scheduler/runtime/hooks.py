@@ -8,7 +8,7 @@ import threading
 import urllib.request
 from typing import Any
 
-from .runs import CANCELED, FAILED, SUCCEEDED, TIMED_OUT
+from ..core.runs import CANCELED, FAILED, SUCCEEDED, TIMED_OUT
 
 log = logging.getLogger("costwise.hooks")
 WHICH = {SUCCEEDED: "on_success", FAILED: "on_failure", TIMED_OUT: "on_timeout", CANCELED: "on_failure"}

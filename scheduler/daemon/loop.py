@@ -23,18 +23,18 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .clock import SystemClock
-from .durations import format_duration
-from .engine import Engine, _owner_alive, run_deadline
-from .errors import CostwiseError, UserError
-from .executors import ExitStatus
-from .leader import leader_lock
-from .pipeline_runner import PipelineRunner
-from .launch import run_dirs
-from .runs import FAILED, LIVE_STATES, QUEUED, STARTING, TIMED_OUT, RunRecord
-from .settings import Settings
-from .specs import JobSpec
-from .store import Store
+from ..core.clock import SystemClock
+from ..core.durations import format_duration
+from ..runtime.engine import Engine, _owner_alive, run_deadline
+from ..core.errors import CostwiseError, UserError
+from ..executors import ExitStatus
+from ..store.leader import leader_lock
+from ..runtime.pipeline_runner import PipelineRunner
+from ..runtime.launch import run_dirs
+from ..core.runs import FAILED, LIVE_STATES, QUEUED, STARTING, TIMED_OUT, RunRecord
+from ..store.settings import Settings
+from ..core.specs import JobSpec
+from ..store.store import Store
 
 log = logging.getLogger("costwise.daemon")
 HEARTBEAT_S = 1.0
@@ -82,7 +82,7 @@ class Daemon:
         self.store = Store.open(self.settings.db_url, self.clock)
         self.engine = Engine(self.settings, self.store, self.clock)
         self.engine.listeners.append(lambda _run: self.wake.set())
-        from .metrics import make_registry
+        from ..reporting.metrics import make_registry
 
         self.registry, self.metrics, _ = make_registry(self.store, clock=self.clock, prime=True)
         from .api import start_api
@@ -146,7 +146,7 @@ class Daemon:
 
     # -- heartbeat: how the CLI knows a daemon is up -------------------------------------------
     def _heartbeat(self) -> None:
-        from . import db
+        from ..store import schema as db
 
         value = f"http://{self.host}:{self.port}|{os.getpid()}|{time.time():.3f}"
         with self.store.write() as conn:
@@ -154,7 +154,7 @@ class Daemon:
             conn.execute(db.meta.insert().values(key=DAEMON_META_KEY, value=value))
 
     def _clear_heartbeat(self) -> None:
-        from . import db
+        from ..store import schema as db
 
         with self.store.write() as conn:
             conn.execute(db.meta.delete().where(db.meta.c.key == DAEMON_META_KEY))
@@ -381,7 +381,7 @@ def daemon_url(store, max_age_s: float = 5.0) -> str | None:
     """The leader's API address if a daemon has beaten its heart recently, else None."""
     from sqlalchemy import select
 
-    from . import db
+    from ..store import schema as db
 
     with store.engine.connect() as conn:
         row = conn.execute(select(db.meta.c.value).where(db.meta.c.key == DAEMON_META_KEY)).first()

@@ -33,7 +33,7 @@ from .api_models import (
     run_request,
 )
 from .api_server import CappedThreadingServer, DeadlineReader
-from .errors import CostwiseError, NotFound, UserError
+from ..core.errors import CostwiseError, NotFound, UserError
 
 log = logging.getLogger("costwise.api")
 MESSAGE_MAX_CHARS = 500
@@ -141,7 +141,7 @@ def _handler_for(daemon, limits: Limits):
 
             from prometheus_client import CONTENT_TYPE_LATEST
 
-            from .metrics import render
+            from ..reporting.metrics import render
 
             payload = render(daemon.registry)
             self.send_response(200)
@@ -255,7 +255,7 @@ def alertmanager(daemon, body):
 
 
 def PipelineRunnerFor(daemon):  # noqa: N802 - reads as the class it returns
-    from .pipeline_runner import PipelineRunner
+    from ..runtime.pipeline_runner import PipelineRunner
 
     return PipelineRunner(daemon.engine, dispatched=True)
 

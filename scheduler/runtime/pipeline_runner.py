@@ -11,16 +11,17 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable
 
-from . import cache, safefs
-from .catalog import step_requirements
-from .clock import iso
-from .errors import CostwiseError, SpecError
+from ..core import cache
+from ..store import safefs
+from ..store.catalog import step_requirements
+from ..core.clock import iso
+from ..core.errors import CostwiseError, SpecError
 from .launch import run_dirs
-from .outputs import CorruptObject, OutputStore, declared_output_problem
-from .pipelines import PipelineSpec, Step, evaluate_condition, parse_params, referenced_params, substitute
-from .runs import CACHED, CANCELED, FAILED, SKIPPED, SUCCEEDED, RunRecord, new_run_id
-from .specs import JobSpec
-from .sweeps import SweepSpec, best_trial, budget_allows, generate_trials, read_objective, substitute_trial
+from ..store.outputs import CorruptObject, OutputStore, declared_output_problem
+from ..core.pipelines import PipelineSpec, Step, evaluate_condition, parse_params, referenced_params, substitute
+from ..core.runs import CACHED, CANCELED, FAILED, SKIPPED, SUCCEEDED, RunRecord, new_run_id
+from ..core.specs import JobSpec
+from ..core.sweeps import SweepSpec, best_trial, budget_allows, generate_trials, read_objective, substitute_trial
 
 OK_STATES = (SUCCEEDED, CACHED)
 MAX_PARALLEL_STEPS = 16

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -20,7 +21,9 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 log = logging.getLogger("costwise.schedules")
-FIRE_FUNC = "scheduler.schedules:fire_now"
+FIRE_FUNC = "scheduler.daemon.schedules:fire_now"
+# Where the job function lived before the package was layered: job stores written then still name it.
+LEGACY_FIRE_FUNCS = frozenset({"scheduler.schedules:fire_now"})
 
 
 def schedule_id(kind: str, name: str) -> str:
@@ -81,6 +84,13 @@ def locked_job_store(store, tablename: str = "apscheduler_jobs"):
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
     class LockedJobStore(SQLAlchemyJobStore):
+        def _reconstitute_job(self, job_state):
+            # APScheduler drops a job whose function it cannot import; point an old reference at today's.
+            state = pickle.loads(job_state)
+            if state.get("func") in LEGACY_FIRE_FUNCS:
+                state["func"] = FIRE_FUNC
+            return super()._reconstitute_job(pickle.dumps(state, self.pickle_protocol))
+
         def add_job(self, job):
             with store.write_lock():
                 super().add_job(job)

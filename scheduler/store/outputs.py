@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import safefs
-from .errors import CostwiseError
+from ..core.errors import CostwiseError
 
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 

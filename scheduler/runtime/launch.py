@@ -6,13 +6,13 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from .artifacts import ArtifactStore, entry_command
-from .catalog import artifact_name
-from .errors import UserError
-from .runs import RunRecord
-from .settings import Settings
-from .specs import JobSpec, RunOverrides, ShapeSpec
-from .executors.base import LaunchSpec
+from ..store.artifacts import ArtifactStore, entry_command
+from ..store.catalog import artifact_name
+from ..core.errors import UserError
+from ..core.runs import RunRecord
+from ..store.settings import Settings
+from ..core.specs import JobSpec, RunOverrides, ShapeSpec
+from ..executors.base import LaunchSpec
 
 _PASSED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SHELL", "TERM")
 

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SpecError
+from ..core.errors import SpecError
 
 DIALECTS = ("sqlite", "postgresql")
 

@@ -30,8 +30,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import Float, and_, case, cast, extract, func, or_, select
 
-from . import db
-from .runs import CACHED, FINAL_STATES, LIVE_STATES, QUEUED, SKIPPED
+from ..store import schema as db
+from ..core.runs import CACHED, FINAL_STATES, LIVE_STATES, QUEUED, SKIPPED
 
 DURATION_BUCKETS = (1, 10, 30, 60, 300, 900, 1800, 3600, 14400, 43200, 86400)
 RATIO_BUCKETS = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
@@ -480,23 +480,25 @@ def serve_metrics(store, host: str = "127.0.0.1", port: int = 9464, registry: Co
 
 def main(argv: list[str] | None = None) -> None:
     """Serve the metrics of a catalog without the daemon (COSTWISE_HOME / COSTWISE_DB pick it)."""
-    from .context import AppContext
-    from .settings import Settings
+    from ..core.clock import SystemClock
+    from ..store.settings import Settings
+    from ..store.store import Store
 
-    parser = argparse.ArgumentParser(prog="python -m scheduler.metrics", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m scheduler.reporting.metrics", description=main.__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9464)
     args = parser.parse_args(argv)
-    ctx = AppContext(Settings.resolve())
-    served = serve_metrics(ctx.store, args.host, args.port)
-    print(f"serving http://{args.host}:{served.port}/metrics for {ctx.settings.db_url}", flush=True)
+    settings = Settings.resolve()
+    store = Store.open_home(settings, SystemClock())
+    served = serve_metrics(store, args.host, args.port)
+    print(f"serving http://{args.host}:{served.port}/metrics for {settings.db_url}", flush=True)
     try:
         served.thread.join()
     except KeyboardInterrupt:
         pass
     finally:
         served.shutdown()
-        ctx.close()
+        store.close()
 
 
 if __name__ == "__main__":

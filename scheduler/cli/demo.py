@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
-from .catalog import Document, apply_documents
-from .context import AppContext
+from ..store.catalog import Document, apply_documents
+from ..runtime.context import AppContext
 from .examples import ASSETS, RETRAIN, retrain_documents
 
 RUNAWAY = {"kind": "Job", "name": "runaway", "artifact": "runaway.py", "max_runtime": "2s", "stop_grace": "1s",
@@ -30,8 +30,8 @@ def declare(app: AppContext) -> list[dict]:
 def run_demo(app: AppContext, as_json: bool = False) -> int:
     from rich.console import Console
 
-    from .pipeline_runner import PipelineRunner
-    from .views import money, pipeline_tree, runs_table
+    from ..runtime.pipeline_runner import PipelineRunner
+    from ..reporting.views import money, pipeline_tree, runs_table
 
     out = Console(stderr=as_json, width=None if sys.stdout.isatty() else 170)
     out.print(f"[bold]costwise demo[/] — catalog {app.settings.db_url}")
@@ -74,7 +74,7 @@ def _new_learning_rate(runner) -> str:
 
 def _write_report(app: AppContext, out) -> str | None:
     try:
-        from .report import write_report
+        from ..reporting.report import write_report
     except ImportError:
         return None
     path = app.settings.home / "reports" / "demo-costs.html"

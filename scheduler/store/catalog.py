@@ -14,15 +14,15 @@ from typing import Any, Iterable
 from .artifacts import (
     ArtifactStore, artifact_kind, check_entrypoint, content_hash, entrypoint_path_problem, resolve_artifact,
 )
-from .bounds import DOCUMENT_FILE_MAX_BYTES
-from .errors import Conflict, NotFound, SpecError
-from .placement import unfit_message
+from ..core.bounds import DOCUMENT_FILE_MAX_BYTES
+from ..core.errors import Conflict, NotFound, SpecError
+from ..core.placement import unfit_message
 from .settings import Settings
-from . import budgets as _registers_the_budget_kind  # noqa: F401
-from .pipelines import PipelineSpec, Step
-from .specs import JobSpec, Requirements, ShapeSpec, Spec, parse_spec
+from ..core import budgets as _registers_the_budget_kind  # noqa: F401
+from ..core.pipelines import PipelineSpec, Step
+from ..core.specs import JobSpec, Requirements, ShapeSpec, Spec, parse_spec
 from .store import Store
-from .yaml_documents import DocumentTextError, parse_documents
+from ..core.yaml_documents import DocumentTextError, parse_documents
 
 KINDS = ("Shape", "Job", "Pipeline", "Budget")
 

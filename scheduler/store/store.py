@@ -12,12 +12,12 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from . import db
-from . import budgets as _registers_the_budget_kind  # noqa: F401
-from . import pipelines as _registers_the_pipeline_kind  # noqa: F401
-from .errors import NotFound
-from .runs import LIVE_STATES, RUN_FIELD_NAMES, SUCCEEDED, RunRecord
-from .specs import Spec, parse_spec, spec_to_doc
+from . import schema as db
+from ..core import budgets as _registers_the_budget_kind  # noqa: F401
+from ..core import pipelines as _registers_the_pipeline_kind  # noqa: F401
+from ..core.errors import NotFound
+from ..core.runs import LIVE_STATES, RUN_FIELD_NAMES, SUCCEEDED, RunRecord
+from ..core.specs import Spec, parse_spec, spec_to_doc
 
 HISTORY_RUNS = 200  # finished runs of a job looked at when estimating its duration per shape
 
@@ -50,6 +50,12 @@ class Store:
         engine = db.make_engine(url)
         db.ensure_schema(engine)
         return cls(engine, clock)
+
+    @classmethod
+    def open_home(cls, settings, clock) -> "Store":
+        """The store ``settings`` name, creating the home folder first (the SQLite default lives there)."""
+        settings.home.mkdir(parents=True, exist_ok=True)
+        return cls.open(settings.db_url, clock)
 
     @property
     def dialect(self) -> str:

@@ -9,10 +9,10 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from . import safefs
-from .clock import iso
-from .costs import idle_cost
-from .runs import RunRecord
+from ..store import safefs
+from ..core.clock import iso
+from ..core.costs import idle_cost
+from ..core.runs import RunRecord
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from .errors import CostwiseError
+from ..core.errors import CostwiseError
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC

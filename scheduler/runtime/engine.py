@@ -16,22 +16,22 @@ from typing import Callable
 
 import psutil
 
-from . import placement
-from .clock import Clock, SystemClock
-from .durations import format_duration
-from .errors import CostwiseError, SpecError, UserError
-from .executors import Executor, ExitStatus, make_executor
-from .executors.base import capped_grace
+from ..core import placement
+from ..core.clock import Clock, SystemClock
+from ..core.durations import format_duration
+from ..core.errors import CostwiseError, SpecError, UserError
+from ..executors import Executor, ExitStatus, make_executor
+from ..executors.base import capped_grace
 from .faults import crash_point
 from .launch import build_launch, effective_spec, run_dirs
 from .results import build_results, write_results
-from .runs import (
+from ..core.runs import (
     ACTIVE_STATES, CANCELED, FAILED, LIVE_STATES, QUEUED, RUNNING, STARTING, SUCCEEDED, TIMED_OUT,
     RunRecord, new_run_id,
 )
-from .settings import Settings
-from .specs import JobSpec, RunOverrides
-from .store import Store
+from ..store.settings import Settings
+from ..core.specs import JobSpec, RunOverrides
+from ..store.store import Store
 
 Progress = Callable[[RunRecord, float], None]
 ALTERNATIVES_KEPT = 5
@@ -114,7 +114,7 @@ class Engine:
         index = self.shape_index()
         if job.shape is not None and job.shape not in index.by_name:
             raise SpecError(f"--shape {job.shape!r} is not a declared shape", "shape", job.shape)
-        from .catalog import check_job_fits
+        from ..store.catalog import check_job_fits
 
         check_job_fits(job, index.shapes)
         context.setdefault("labels", dict(job.labels))
@@ -353,7 +353,7 @@ class Engine:
     # -- budgets -------------------------------------------------------------------------------
     def budget_verdict(self, run: RunRecord, decision) -> str | None:
         """Why a budget holds or refuses this run now, or None."""
-        from .budgets import covers, period_start, verdict
+        from ..core.budgets import covers, period_start, verdict
 
         budgets = [b for b in self.store.list("Budget") if covers(b, run.labels)]
         if not budgets:
@@ -368,7 +368,7 @@ class Engine:
 
     def spent(self, budget, since) -> float:
         """Spend of the runs a budget covers since a time: finished cost plus running runs so far."""
-        from .budgets import covers
+        from ..core.budgets import covers
 
         cached = self._spend_cache.get(budget.name)
         mono = self.clock.monotonic()

@@ -7,7 +7,7 @@ that frame, so every total is a sum of run records and reconciles with them exac
 
 Formats: ``json`` (the whole report), ``html`` (the same with embedded charts, one standalone
 file), ``csv`` (the breakdown by ``--group-by``), ``parquet`` (one row per run, for data tools),
-``focus`` (FOCUS 1.x columns, one row per run and charge period; see ``scheduler.focus``).
+``focus`` (FOCUS 1.x columns, one row per run and charge period; see ``scheduler.reporting.focus``).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import pandas as pd
 from sqlalchemy import Float, Text, cast, extract, func, select
 from sqlalchemy import text as sql_text
 
-from . import db
-from .errors import SpecError
-from .runs import FINAL_STATES
+from ..store import schema as db
+from ..core.errors import SpecError
+from ..core.runs import FINAL_STATES
 
 FORMATS = ("csv", "html", "parquet", "json", "focus")
 FIELDS = ("job", "pipeline", "step", "shape", "backend", "state")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from .clock import SystemClock
-from .settings import Settings
+from ..core.clock import SystemClock
+from ..store.settings import Settings
 
 
 class AppContext:
@@ -15,10 +15,9 @@ class AppContext:
 
     @cached_property
     def store(self):
-        from .store import Store
+        from ..store.store import Store
 
-        self.settings.home.mkdir(parents=True, exist_ok=True)
-        return Store.open(self.settings.db_url, self.clock)
+        return Store.open_home(self.settings, self.clock)
 
     @cached_property
     def engine(self):

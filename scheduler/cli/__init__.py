@@ -1,0 +1,1 @@
+"""The ``costwise`` command line (typer), the demo and the shipped examples."""

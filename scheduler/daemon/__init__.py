@@ -1,0 +1,1 @@
+"""The long-running daemon: the dispatch loop, APScheduler schedules and the HTTP API."""

@@ -1,0 +1,37 @@
+"""The daemon's APScheduler job store keeps jobs written before the package was layered."""
+
+import pickle
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from scheduler.daemon import schedules
+
+
+def paused_scheduler(store) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(jobstores={"default": schedules.locked_job_store(store)},
+                                    executors={"costwise": schedules.FireExecutor(lambda *args: None)},
+                                    timezone=timezone.utc)
+    scheduler.start(paused=True)
+    return scheduler
+
+
+def test_a_job_stored_under_the_old_module_path_is_kept_with_its_next_fire(app):
+    first_fire = datetime.now(timezone.utc) + timedelta(hours=1)
+    scheduler = paused_scheduler(app.store)
+    scheduler.add_job(schedules.FIRE_FUNC, "interval", hours=2, args=("Job", "nightly"), id="job:nightly",
+                      executor="costwise", next_run_time=first_fire)
+    scheduler.shutdown(wait=False)
+    with app.store.engine.begin() as conn:  # what a daemon of the flat layout left behind
+        state = pickle.loads(conn.exec_driver_sql("select job_state from apscheduler_jobs").scalar_one())
+        state["func"] = "scheduler.schedules:fire_now"
+        conn.execute(sqlalchemy.text("update apscheduler_jobs set job_state = :state"), {"state": pickle.dumps(state)})
+
+    scheduler = paused_scheduler(app.store)
+    try:
+        (job,) = scheduler.get_jobs()
+        assert (job.id, job.func_ref, job.func) == ("job:nightly", schedules.FIRE_FUNC, schedules.fire_now)
+        assert job.next_run_time == first_fire
+    finally:
+        scheduler.shutdown(wait=False)
