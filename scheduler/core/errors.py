@@ -30,5 +30,8 @@ class Conflict(UserError):
     """The request contradicts what the catalog holds (e.g. delete with live runs)."""
 
 
-class SchemaTooOld(CostwiseError):
-    """The catalog was written by an older costwise and needs `costwise migrate`."""
+class CatalogTooNew(CostwiseError):
+    """The catalog was written by a newer costwise than this one: upgrade costwise to open it."""
+
+
+SchemaTooOld = CatalogTooNew  # the former name (it meant "this costwise's schema is too old")

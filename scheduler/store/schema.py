@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
 
-from ..core.errors import SchemaTooOld
+from ..core.errors import CatalogTooNew
 
 SCHEMA_VERSION = 1
 
@@ -172,23 +172,32 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create what is missing; refuse a catalog written by a newer costwise."""
+    """Create what is missing; refuse a catalog written by a newer costwise.
+
+    Tables and columns are checked on every open, not only when the stored version differs: a
+    catalog stamped with today's version can still lack a column (a column added without a version
+    bump, or a half-applied migration), and the first query that reads it would fail far from here.
+    """
     with engine.begin() as conn:
-        found = None
-        if inspect(conn).has_table("costwise_meta"):
-            row = conn.execute(meta.select().where(meta.c.key == "schema_version")).first()
-            found = int(row.value) if row else None
+        found = _stored_version(conn)
         if found is not None and found > SCHEMA_VERSION:
-            raise SchemaTooOld(
+            raise CatalogTooNew(
                 f"the catalog at {engine.url.render_as_string(hide_password=True)} has schema "
-                f"version {found}, newer than this costwise ({SCHEMA_VERSION}); upgrade costwise"
+                f"version {found}, newer than this costwise's schema version {SCHEMA_VERSION}: "
+                "it was written by a newer costwise; upgrade costwise to open it"
             )
-        if found == SCHEMA_VERSION:
-            return
         metadata.create_all(conn)
         _add_missing_columns(conn)
-        conn.execute(meta.delete().where(meta.c.key == "schema_version"))
-        conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+        if found != SCHEMA_VERSION:
+            conn.execute(meta.delete().where(meta.c.key == "schema_version"))
+            conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+
+
+def _stored_version(conn) -> int | None:
+    if not inspect(conn).has_table("costwise_meta"):
+        return None
+    row = conn.execute(meta.select().where(meta.c.key == "schema_version")).first()
+    return int(row.value) if row else None
 
 
 def _add_missing_columns(conn) -> None:
@@ -198,4 +207,6 @@ def _add_missing_columns(conn) -> None:
         for column in table.columns:
             if column.name not in present:
                 ddl = column.type.compile(dialect=conn.dialect)
-                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl}'))
+                # IF NOT EXISTS on PostgreSQL: two processes opening the same old catalog both add it
+                guard = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {guard}"{column.name}" {ddl}'))
