@@ -35,3 +35,8 @@ class CatalogTooNew(CostwiseError):
 
 
 SchemaTooOld = CatalogTooNew  # the former name (it meant "this costwise's schema is too old")
+
+
+class ConditionError(SpecError):
+    """A pipeline step's `when` compares values that have no order or equality between them
+    (a string with a number, a JSON null with a threshold): the step fails rather than guessing."""

@@ -3,6 +3,7 @@ conditions, fail steps and per-step compute. Pure: validation and planning, no I
 
 from __future__ import annotations
 
+import operator
 import re
 from graphlib import CycleError, TopologicalSorter
 from typing import Annotated, Any, Literal
@@ -10,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from .bounds import FILE_NAME_MAX_BYTES, GPU_MEMORY_GIB_MAX, GPUS_MAX, LIST_MAX, MEMORY_GIB_MAX, STEPS_MAX, VCPUS_MAX
-from .errors import SpecError
+from .errors import ConditionError, SpecError
 from .plain_values import scalar_problem, short_repr
 from .specs import (
     NAME_PATTERN, EnvMap, Hooks, Labels, Scalar, Schedule, Seconds, Spec, StrList, StrMap, _duration, register_kind,
@@ -18,7 +19,7 @@ from .specs import (
 from .sweeps import SweepSpec, trial_refs
 
 PARAM_REF = re.compile(r"\$\{params\.([A-Za-z_][A-Za-z0-9_]*)\}")
-OPS = {"<": "__lt__", "<=": "__le__", ">": "__gt__", ">=": "__ge__", "==": "__eq__", "!=": "__ne__"}
+OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}
 
 
 class StepRequirements(Spec):
@@ -270,17 +271,36 @@ def evaluate_condition(condition: Condition, document: Any, params: dict[str, An
         else:
             raise SpecError(f"condition {condition.value!r}: no {part!r} in the output", "when", condition.value)
     than = resolve_than(condition, params)
-    if isinstance(value, (int, float)) and isinstance(than, str):
+    if _kind(value) == "number" and isinstance(than, str):  # a threshold from a --param arrives as text
         try:
             than = float(than)
         except ValueError:
             pass
-    try:
-        result = bool(getattr(value, OPS[condition.op])(than))
-        if result is NotImplemented:
-            raise TypeError
-    except TypeError:
-        raise SpecError(
-            f"condition {condition.value!r}: cannot compare {value!r} {condition.op} {than!r}", "when", condition.value
-        ) from None
+    _check_comparable(condition, value, than)
+    result = bool(OPS[condition.op](value, than))
     return result, f"{condition.value} = {value!r} {condition.op} {than!r} is {result}"
+
+
+ORDERED_KINDS = frozenset({"number", "string"})  # strings order as text (ISO dates compare right)
+
+
+def _kind(value: Any) -> str:
+    """What a condition may compare a value with: numbers (int and float alike) with numbers, strings
+    with strings, booleans with booleans (== and != only); null with nothing."""
+    if isinstance(value, bool):  # before int: True is an int to Python, not to a condition
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "null" if value is None else type(value).__name__
+
+
+def _check_comparable(condition: Condition, value: Any, than: Any) -> None:
+    kind, than_kind = _kind(value), _kind(than)
+    ordering = condition.op not in ("==", "!=")
+    if kind != than_kind or kind not in ("number", "string", "boolean") or (ordering and kind not in ORDERED_KINDS):
+        raise ConditionError(
+            f"condition {condition.value!r}: cannot compare {value!r} ({kind}) {condition.op} {than!r} ({than_kind})",
+            "when", condition.value,
+        )
