@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -30,6 +31,7 @@ from ..core.errors import CostwiseError
 from .gpu import GPU, GpuSamples
 from .base import ExitStatus, LaunchSpec, TrackedRuns, Usage
 from .logcopy import LogCopier, parse_ts
+from .throttled_log import ThrottledWarnings
 
 RUN_LABEL = "costwise-run-id"
 LOG_LABEL = "costwise.log"  # where the run's log goes: lets a restart adopt from the label alone
@@ -37,6 +39,8 @@ MANAGED_LABEL = "costwise.managed"
 HOST_ONLY_ENV = frozenset({"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR"})
 GIB = 1024**3
 STOP_WAIT_EXTRA_S = 30.0
+
+log = logging.getLogger(__name__)
 
 
 class DockerError(CostwiseError):
@@ -66,6 +70,7 @@ class DockerExecutor(TrackedRuns):
         self._client = client
         self._gpu = gpu
         self._remove = remove
+        self._warnings = ThrottledWarnings(log)
         super().__init__()
         self._ncpu: int | None = None
 
@@ -218,7 +223,9 @@ class DockerExecutor(TrackedRuns):
                 break
             except docker.errors.NotFound:
                 break
-            except Exception:  # engine restarting, connection reset: look again  # noqa: BLE001
+            except Exception as exc:  # engine restarting, connection reset: look again  # noqa: BLE001
+                self._warnings.warn("wait", f"docker: waiting for container {tracked.container_id[:12]} failed "
+                                            f"({_explain(exc)}); looking again")
                 time.sleep(0.5)
         if tracked.log_thread is not None:
             tracked.log_thread.join(timeout=15)
@@ -244,13 +251,19 @@ class DockerExecutor(TrackedRuns):
 
     # -- utilization ---------------------------------------------------------------------------
     def sample(self, handle: dict[str, Any]) -> None:
+        import docker
+
         tracked = self._get(handle)
         if tracked is None or tracked.done.is_set():
             return
         try:
             stats = self.client.api.stats(tracked.container_id, stream=False, one_shot=True)
-        except Exception:  # the container just ended: nothing to sample  # noqa: BLE001
+        except docker.errors.NotFound:  # the container just ended: nothing to sample
             return
+        except Exception as exc:  # noqa: BLE001 - a missed sample is not worth failing the run
+            self._warnings.warn("stats", f"docker: cannot read container stats ({_explain(exc)})")
+            return
+        self._warnings.clear("stats")
         cpu_ns = stats.get("cpu_stats", {}).get("cpu_usage", {}).get("total_usage")
         read = _epoch(stats.get("read"))
         if cpu_ns and read and tracked.started_epoch and tracked.vcpus:
@@ -293,8 +306,9 @@ class DockerExecutor(TrackedRuns):
         except docker.errors.DockerException:
             try:
                 self.client.api.kill(tracked.container_id)
-            except docker.errors.DockerException:
-                pass
+            except docker.errors.DockerException as exc:
+                self._warnings.warn("kill", f"docker: cannot stop or kill container "
+                                            f"{tracked.container_id[:12]} ({_explain(exc)})")
         if tracked.done.wait(grace_s + STOP_WAIT_EXTRA_S):
             return tracked.final
         return ExitStatus(None, "did not stop")

@@ -31,6 +31,7 @@ grace period) and returns once it is gone. The namespace is ``namespace`` /
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import threading
@@ -42,6 +43,9 @@ from ..core.errors import CostwiseError
 from .base import ExitStatus, LaunchSpec, TrackedRuns, Usage
 from .k8s_manifest import CONTAINER, DEFAULT_TTL_S, LOG_ANNOTATION, RUN_LABEL, job_manifest, job_name, parse_quantity
 from .logcopy import LogCopier
+from .throttled_log import ThrottledWarnings
+
+log = logging.getLogger(__name__)
 
 
 class KubernetesError(CostwiseError):
@@ -77,6 +81,15 @@ class KubernetesExecutor(TrackedRuns):
         self.home_claim = home_claim or os.environ.get("COSTWISE_K8S_HOME_CLAIM")
         super().__init__()
         self._metrics = True
+        self._warnings = ThrottledWarnings(log)
+
+    def _quietly(self, what: str, fn, *args) -> None:
+        """Best-effort clean-up: a failure is warned about, never raised over the error being handled."""
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001
+            self._warnings.warn("cleanup", f"kubernetes: cannot {what} {'/'.join(map(str, args))} "
+                                           f"({type(exc).__name__}: {exc})")
 
     # -- the API -------------------------------------------------------------------------------
     @property
@@ -140,7 +153,7 @@ class KubernetesExecutor(TrackedRuns):
                 job = batch.create_namespaced_job(ns, client.V1Job.from_dict(manifest))
             except ApiException:
                 if spec.secret_names:
-                    _quietly(core.delete_namespaced_secret, name, ns)
+                    self._quietly("delete the secret of", core.delete_namespaced_secret, name, ns)
                 raise
             if spec.secret_names:  # the Secret goes when the Job goes
                 core.patch_namespaced_secret(name, ns, {"metadata": {"ownerReferences": [{
@@ -193,8 +206,11 @@ class KubernetesExecutor(TrackedRuns):
             if exc.status == 404:
                 self._end(tracked, ExitStatus(_exit_code(tracked.last_pod), "lost"))
             return
-        except Exception:  # API server briefly unreachable: poll again later  # noqa: BLE001
+        except Exception as exc:  # API server briefly unreachable: poll again later  # noqa: BLE001
+            self._warnings.warn("poll", f"kubernetes: cannot read Job {tracked.namespace}/{tracked.name} "
+                                        f"({type(exc).__name__}: {exc}); polling again")
             return
+        self._warnings.clear("poll")
         verdict = _job_verdict(job)
         if verdict is not None:
             self._end(tracked, _status(verdict, tracked.last_pod))
@@ -224,7 +240,9 @@ class KubernetesExecutor(TrackedRuns):
                 finished = tracked.finished.is_set()
                 try:
                     pods = self._pods(tracked)
-                except Exception:  # noqa: BLE001
+                except Exception as exc:  # noqa: BLE001 - API server briefly unreachable: list again
+                    self._warnings.warn("pods", f"kubernetes: cannot list the pods of Job {tracked.name} "
+                                                f"({type(exc).__name__}: {exc})")
                     pods = []
                 for pod in pods:
                     name = pod["metadata"]["name"]
@@ -255,8 +273,9 @@ class KubernetesExecutor(TrackedRuns):
                 for chunk in chunks:
                     tracked.log.feed(chunk)
                 resp.release_conn()
-        except Exception:  # the pod went away (deleted, or never started): nothing more to copy  # noqa: BLE001
-            pass
+        except Exception as exc:  # the pod went away (deleted, or never started): nothing more to copy  # noqa: BLE001
+            if getattr(exc, "status", None) not in (400, 404):  # 404 gone, 400 not started yet
+                self._warnings.warn("logs", f"kubernetes: log of pod {pod} ended early ({type(exc).__name__}: {exc})")
 
     # -- utilization ---------------------------------------------------------------------------
     def sample(self, handle: dict[str, Any]) -> None:
@@ -272,6 +291,8 @@ class KubernetesExecutor(TrackedRuns):
         except Exception as exc:  # noqa: BLE001
             if getattr(exc, "status", None) in (403, 404) and "metrics" in str(getattr(exc, "body", "") or ""):
                 self._metrics = False  # no metrics API in this cluster
+            else:
+                self._warnings.warn("metrics", f"kubernetes: cannot read pod metrics ({type(exc).__name__}: {exc})")
             return
         for container in metrics.get("containers", []):
             if container.get("name") == CONTAINER:
@@ -426,9 +447,3 @@ def _message(exc) -> str:
     except (TypeError, ValueError, AttributeError):
         return str(exc.body or "")
 
-
-def _quietly(fn, *args) -> None:
-    try:
-        fn(*args)
-    except Exception:  # noqa: BLE001 - best-effort clean-up
-        pass
