@@ -5,13 +5,37 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, NewType
 
 from .clock import iso
 
-QUEUED, STARTING, RUNNING = "QUEUED", "STARTING", "RUNNING"
-SUCCEEDED, FAILED, CANCELED, TIMED_OUT = "SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"
-CACHED, SKIPPED = "CACHED", "SKIPPED"
+RunId = NewType("RunId", str)  # "r-…": one run of a job or of a pipeline step
+PipelineRunId = NewType("PipelineRunId", str)  # "p-…": one run of a whole pipeline
+
+
+class RunState(StrEnum):
+    """A run's state; members equal their names as strings, so stored rows and JSON compare as before."""
+
+    QUEUED = "QUEUED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    TIMED_OUT = "TIMED_OUT"
+    CACHED = "CACHED"
+    SKIPPED = "SKIPPED"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINAL_STATES
+
+
+# the former module-level names, kept so callers need not change at once
+QUEUED, STARTING, RUNNING = RunState.QUEUED, RunState.STARTING, RunState.RUNNING
+SUCCEEDED, FAILED, CANCELED, TIMED_OUT = RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED, RunState.TIMED_OUT
+CACHED, SKIPPED = RunState.CACHED, RunState.SKIPPED
 
 ACTIVE_STATES = (QUEUED, STARTING, RUNNING)
 LIVE_STATES = (STARTING, RUNNING)  # holding a slot on a shape
@@ -25,17 +49,17 @@ PUBLIC_FIELDS = (
 )
 
 
-def new_run_id() -> str:
-    return "r-" + secrets.token_hex(5)
+def new_run_id() -> RunId:
+    return RunId("r-" + secrets.token_hex(5))
 
 
 @dataclass
 class RunRecord:
-    id: str
+    id: RunId
     job: str | None
-    state: str = QUEUED
+    state: RunState = QUEUED
     pipeline: str | None = None
-    pipeline_run: str | None = None
+    pipeline_run: PipelineRunId | None = None
     step: str | None = None
     reason: str | None = None
     shape: str | None = None
@@ -94,3 +118,7 @@ class RunRecord:
 
 
 RUN_FIELD_NAMES = tuple(f.name for f in fields(RunRecord))
+
+
+def new_pipeline_run_id() -> PipelineRunId:
+    return PipelineRunId("p-" + secrets.token_hex(5))
