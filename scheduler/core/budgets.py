@@ -3,7 +3,9 @@ the engine gathers the spend)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -38,12 +40,37 @@ def period_start(period: str, now: datetime) -> datetime:
     return day.replace(day=1)
 
 
-def verdict(budget: BudgetSpec, spent_usd: float, expected_usd: float) -> str | None:
-    """None when the run may start; else the reason it is held or refused."""
+class BudgetAction(StrEnum):
+    HOLD = "hold"  # the run waits in the queue until the period rolls over or the limit is raised
+    REFUSE = "refuse"  # the run ends FAILED at once
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetVerdict:
+    """A budget stopping a run: what it does to the run and the one line that says why."""
+
+    action: BudgetAction
+    reason: str
+
+    @property
+    def refused(self) -> bool:
+        return self.action is BudgetAction.REFUSE
+
+
+def check(budget: BudgetSpec, spent_usd: float, expected_usd: float) -> BudgetVerdict | None:
+    """None when the run may start; else how the budget stops it and why."""
     if spent_usd + expected_usd <= budget.limit_usd:
         return None
-    verb = "held" if budget.action == "hold" else "refused"
-    return (
+    action = BudgetAction(budget.action)
+    verb = "refused" if action is BudgetAction.REFUSE else "held"
+    return BudgetVerdict(action, (
         f"{verb} by budget {budget.name!r}: ${spent_usd:.2f} spent this {budget.period} + "
         f"${expected_usd:.2f} expected > ${budget.limit_usd:.2f}"
-    )
+    ))
+
+
+def verdict(budget: BudgetSpec, spent_usd: float, expected_usd: float) -> str | None:
+    """The reason alone, "held ..." or "refused ...": for callers not yet on ``check`` (to be removed
+    once the engine's dispatch reads ``BudgetVerdict.refused``)."""
+    found = check(budget, spent_usd, expected_usd)
+    return None if found is None else found.reason
