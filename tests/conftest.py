@@ -77,6 +77,15 @@ def fresh_pg(pg_url):
     return pg_url
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def catalog_url(request, tmp_path) -> str:
+    """One catalog URL per database the store supports: a test taking it runs on SQLite and on an
+    emptied PostgreSQL (skipped loudly, or failed in CI, when PostgreSQL is absent)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalog.db'}"
+    return request.getfixturevalue("fresh_pg")
+
+
 def write(path: Path, text: str, mode: int | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text).lstrip())

@@ -16,21 +16,14 @@ SHAPE = {"kind": "Shape", "name": "cpu", "vcpus": 2, "memory_gib": 4, "price_per
 JOB = {"kind": "Job", "name": "train", "artifact": "/x/train.py", "artifact_hash": "sha256:ab"}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'catalog.db'}"
-    return request.getfixturevalue("fresh_pg")
-
-
 @pytest.fixture
 def clock():
     return FrozenClock()
 
 
 @pytest.fixture
-def store(url, clock):
-    s = Store.open(url, clock)
+def store(catalog_url, clock):
+    s = Store.open(catalog_url, clock)
     yield s
     s.close()
 
@@ -143,39 +136,39 @@ def test_the_queue_is_read_oldest_first_a_page_at_a_time(store, clock):
     assert [first.id, *(r.id for r in pages)] == [*expected[:3], *expected[4:]]
 
 
-def test_a_newer_catalog_is_refused(url, clock):
-    Store.open(url, clock).close()
-    engine = db.make_engine(url)
+def test_a_newer_catalog_is_refused(catalog_url, clock):
+    Store.open(catalog_url, clock).close()
+    engine = db.make_engine(catalog_url)
     with engine.begin() as conn:
         conn.execute(db.meta.update().where(db.meta.c.key == "schema_version").values(value="99"))
     engine.dispose()
     with pytest.raises(CatalogTooNew) as refused:
-        Store.open(url, clock)
+        Store.open(catalog_url, clock)
     message = str(refused.value)
     assert f"has schema version 99, newer than this costwise's schema version {db.SCHEMA_VERSION}" in message
     assert "upgrade costwise" in message and "migrate" not in message
 
 
-def test_an_older_catalog_gets_missing_columns(url, clock):
-    Store.open(url, clock).close()
-    engine = db.make_engine(url)
+def test_an_older_catalog_gets_missing_columns(catalog_url, clock):
+    Store.open(catalog_url, clock).close()
+    engine = db.make_engine(catalog_url)
     with engine.begin() as conn:  # simulate a catalog written before `gpu_util_avg` existed
         conn.exec_driver_sql("ALTER TABLE runs DROP COLUMN gpu_util_avg")
         conn.execute(db.meta.update().where(db.meta.c.key == "schema_version").values(value="0"))
     engine.dispose()
-    store = Store.open(url, clock)
+    store = Store.open(catalog_url, clock)
     run = make_run(store, gpu_util_avg=0.5)
     assert store.get_run(run.id).gpu_util_avg == 0.5
     store.close()
 
 
-def test_a_catalog_at_todays_version_still_gets_missing_columns(url, clock):
-    Store.open(url, clock).close()
-    engine = db.make_engine(url)
+def test_a_catalog_at_todays_version_still_gets_missing_columns(catalog_url, clock):
+    Store.open(catalog_url, clock).close()
+    engine = db.make_engine(catalog_url)
     with engine.begin() as conn:  # stamped with today's version, yet a column is missing
         conn.exec_driver_sql("ALTER TABLE runs DROP COLUMN gpu_util_avg")
     engine.dispose()
-    store = Store.open(url, clock)
+    store = Store.open(catalog_url, clock)
     run = make_run(store, gpu_util_avg=0.25)
     assert store.get_run(run.id).gpu_util_avg == 0.25
     store.close()

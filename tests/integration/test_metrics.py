@@ -47,10 +47,9 @@ def clock():
     return FrozenClock(T0)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request, settings, clock):
-    url = settings.db_url if request.param == "sqlite" else request.getfixturevalue("fresh_pg")
-    s = Store.open(url, clock)
+@pytest.fixture
+def store(catalog_url, clock):
+    s = Store.open(catalog_url, clock)
     s.apply([
         ShapeSpec(name="cpu-small", vcpus=2, memory_gib=4, price_per_hour=0.1, capacity=3),
         ShapeSpec(name="gpu-a10", vcpus=8, memory_gib=32, gpus=1, gpu_type="A10", price_per_hour=1.2, capacity=1),

@@ -30,10 +30,9 @@ SHAPES = [
 ]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request, settings):
-    url = settings.db_url if request.param == "sqlite" else request.getfixturevalue("fresh_pg")
-    s = Store.open(url, FrozenClock(T0 + timedelta(days=30)))
+@pytest.fixture
+def store(catalog_url):
+    s = Store.open(catalog_url, FrozenClock(T0 + timedelta(days=30)))
     jobs = [
         JobSpec(name="etl", artifact="etl.py", requirements={"cpus": 8, "memory_gib": 8}, labels={"team": "data"}),
         JobSpec(name="train", artifact="t.py", requirements={"cpus": 2, "memory_gib": 2, "gpus": 1, "gpu_type": "A10"},
@@ -109,7 +108,7 @@ def test_totals_reconcile_with_run_records_to_the_cent(store):
     assert none_team["cost_usd"].sum() == pytest.approx(math.fsum(r.cost_usd for r in runs if r.job == "fat"))
 
 
-@pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # rowid slices: the SQLite columnar reader's
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)  # rowid slices: the SQLite columnar reader's
 def test_a_big_sqlite_history_is_read_in_parallel_slices_with_the_same_result(store, monkeypatch):
     assert store.dialect == "sqlite"
     history(store)
