@@ -7,10 +7,22 @@ from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
 
+class Event(Protocol):  # what a clock waits on: threading.Event, without the core importing threads
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+    def is_set(self) -> bool: ...
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 
     def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+    def wait(self, event: Event, seconds: float) -> bool:
+        """Wait for an event up to `seconds`; True when it is set."""
+        ...
 
 
 class SystemClock:
@@ -19,6 +31,12 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def wait(self, event: Event, seconds: float) -> bool:
+        return event.wait(seconds)
 
 
 class FrozenClock:
@@ -33,6 +51,15 @@ class FrozenClock:
 
     def monotonic(self) -> float:
         return self._mono
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+
+    def wait(self, event: Event, seconds: float) -> bool:
+        """A set event answers at once; else the wait passes in frozen time."""
+        if not event.is_set():
+            self.advance(seconds)
+        return event.is_set()
 
     def advance(self, seconds: float) -> None:
         self._now += timedelta(seconds=seconds)
