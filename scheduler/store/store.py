@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import statistics
 import threading
 from datetime import datetime
@@ -15,11 +16,13 @@ from sqlalchemy.exc import IntegrityError
 from . import schema as db
 from ..core import budgets as _registers_the_budget_kind  # noqa: F401
 from ..core import pipelines as _registers_the_pipeline_kind  # noqa: F401
-from ..core.errors import NotFound
+from ..core.errors import NotFound, SpecError
 from ..core.runs import LIVE_STATES, RUN_FIELD_NAMES, SUCCEEDED, RunRecord
 from ..core.specs import Spec, parse_spec, spec_to_doc
 
 HISTORY_RUNS = 200  # finished runs of a job looked at when estimating its duration per shape
+
+log = logging.getLogger(__name__)
 
 
 class Store:
@@ -95,7 +98,7 @@ class Store:
             row = conn.execute(
                 select(db.catalog.c.spec).where(db.catalog.c.kind == kind, db.catalog.c.name == name)
             ).first()
-        return parse_spec(row.spec, kind) if row else None
+        return _stored_spec(row.spec, kind, name) if row else None
 
     def require(self, kind: str, name: str) -> Spec:
         spec = self.get(kind, name)
@@ -110,9 +113,19 @@ class Store:
             return list(conn.scalars(select(db.catalog.c.name).where(db.catalog.c.kind == kind).order_by(db.catalog.c.name)))
 
     def list(self, kind: str) -> list[Spec]:
+        """Every valid entry of a kind; one stored under older bounds is skipped with a warning, so
+        it cannot stop the daemon or a listing (reading it by name says why: `get`)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(db.catalog.c.spec).where(db.catalog.c.kind == kind).order_by(db.catalog.c.name))
-            return [parse_spec(r.spec, kind) for r in rows]
+            rows = conn.execute(
+                select(db.catalog.c.name, db.catalog.c.spec).where(db.catalog.c.kind == kind).order_by(db.catalog.c.name)
+            ).all()
+        specs = []
+        for row in rows:
+            try:
+                specs.append(_stored_spec(row.spec, kind, row.name))
+            except SpecError as exc:
+                log.warning("skipping %s", exc)
+        return specs
 
     def catalog_version(self) -> tuple:
         """Changes whenever anything in the catalog changes (for caches and schedule sync)."""
@@ -330,6 +343,15 @@ class PipelineRunStore:
             query = query.limit(limit)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def _stored_spec(doc: Any, kind: str, name: str) -> Spec:
+    """A catalog row as a spec; a row written before today's bounds is a one-line SpecError."""
+    try:
+        return parse_spec(doc, kind)
+    except SpecError as exc:
+        raise SpecError(f"stored {kind} {name!r} is no longer valid: {exc}; apply it again",
+                        exc.field, exc.value) from None
 
 
 def _record(row) -> RunRecord:
