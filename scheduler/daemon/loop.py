@@ -13,25 +13,26 @@ One active daemon per catalog (leader lock); others wait as standbys. The leader
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 import threading
-import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..core.clock import SystemClock
+from ..core import lifecycle
+from ..core.clock import Clock, SystemClock
 from ..core.durations import format_duration
-from ..runtime.engine import Engine, _owner_alive, run_deadline
+from ..runtime.dispatch import run_deadline
+from ..runtime.engine import Engine
+from ..runtime.finish import owner_alive
 from ..core.errors import CostwiseError, UserError
 from ..executors import ExitStatus
 from ..store.leader import leader_lock
 from ..runtime.pipeline_runner import PipelineRunner
 from ..runtime.launch import run_dirs
-from ..core.runs import FAILED, LIVE_STATES, QUEUED, STARTING, TIMED_OUT, RunRecord
+from ..core.runs import FAILED, LIVE_STATES, QUEUED, RUNNING, STARTING, SUCCEEDED, TIMED_OUT, RunRecord
 from ..store.settings import Settings
 from ..core.specs import JobSpec
 from ..store.store import Store
@@ -55,6 +56,7 @@ class Daemon:
         alert_map: dict[str, str] | None = None,
         poll_s: float = 0.5,
         standby_poll_s: float = 1.0,
+        clock: Clock | None = None,
     ):
         if host not in ("127.0.0.1", "localhost", "::1") and not token:
             raise UserError(f"--host {host!r} is not loopback: give an API token (--token or COSTWISE_API_TOKEN)")
@@ -63,7 +65,7 @@ class Daemon:
         self.misfire_grace_s = misfire_grace_s
         self.alert_map = dict(alert_map or {})
         self.poll_s, self.standby_poll_s = poll_s, standby_poll_s
-        self.clock = SystemClock()
+        self.clock = clock or SystemClock()
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self.is_leader = False
@@ -93,7 +95,7 @@ class Daemon:
         lock = leader_lock(self.store, self.settings.home)
         try:
             while not self.stopping.is_set() and not lock.try_acquire():
-                self.stopping.wait(self.standby_poll_s)
+                self.clock.wait(self.stopping, self.standby_poll_s)
             if self.stopping.is_set():
                 return 0
             self._lead(lock)
@@ -117,17 +119,17 @@ class Daemon:
         self._start_scheduler()
         dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatch", daemon=True)
         dispatcher.start()
-        next_reconcile = time.monotonic() + RECONCILE_S
-        while not self.stopping.wait(HEARTBEAT_S):
+        next_reconcile = self.clock.monotonic() + RECONCILE_S
+        while not self.clock.wait(self.stopping, HEARTBEAT_S):
             if not lock.still_held():
                 log.error("lost the leader lock; stopping")
                 return
             try:
                 self._heartbeat()
                 self.sync.sync()
-                if time.monotonic() >= next_reconcile:
+                if self.clock.monotonic() >= next_reconcile:
                     self.reconcile()
-                    next_reconcile = time.monotonic() + RECONCILE_S
+                    next_reconcile = self.clock.monotonic() + RECONCILE_S
             except Exception:  # noqa: BLE001 - a database hiccup: try again on the next beat
                 log.exception("housekeeping failed")
 
@@ -148,7 +150,7 @@ class Daemon:
     def _heartbeat(self) -> None:
         from ..store import schema as db
 
-        value = f"http://{self.host}:{self.port}|{os.getpid()}|{time.time():.3f}"
+        value = f"http://{self.host}:{self.port}|{os.getpid()}|{self.clock.now().timestamp():.3f}"
         with self.store.write() as conn:
             conn.execute(db.meta.delete().where(db.meta.c.key == DAEMON_META_KEY))
             conn.execute(db.meta.insert().values(key=DAEMON_META_KEY, value=value))
@@ -167,7 +169,7 @@ class Daemon:
 
         self.scheduler = BackgroundScheduler(
             jobstores={"default": schedules.locked_job_store(self.store)},
-            executors={"costwise": schedules.FireExecutor(self.fire)},
+            executors={"costwise": schedules.FireExecutor(self.fire, self.clock)},
             timezone=timezone.utc,
         )
         schedules._current_fire = self.fire
@@ -176,9 +178,10 @@ class Daemon:
         self.sync.sync(force=True)
         self.scheduler.resume()
 
-    def fire(self, kind: str, name: str, scheduled: datetime) -> None:
-        """A due schedule: queue one run, keyed by its scheduled time so a repeat adds nothing."""
-        self.metrics.observe_lag((datetime.now(timezone.utc) - scheduled).total_seconds())
+    def fire(self, kind: str, name: str, scheduled: datetime | None) -> None:
+        """A due schedule (None: due now): queue one run, keyed by its scheduled time so a repeat adds nothing."""
+        scheduled = scheduled or self.clock.now()
+        self.metrics.observe_lag((self.clock.now() - scheduled).total_seconds())
         key = f"{kind}:{name}:{scheduled.astimezone(timezone.utc).isoformat()}"
         try:
             if kind == "Job":
@@ -193,8 +196,8 @@ class Daemon:
     # -- dispatch ------------------------------------------------------------------------------
     def _dispatch_loop(self) -> None:
         while not self.stopping.is_set():
-            if self.wake.wait(self.poll_s):
-                time.sleep(DEBOUNCE_S)
+            if self.clock.wait(self.wake, self.poll_s):
+                self.clock.sleep(DEBOUNCE_S)
             self.wake.clear()
             if self.stopping.is_set():
                 return
@@ -211,19 +214,15 @@ class Daemon:
         if not self.store.any_queued():
             return 0
         round = self.engine.new_round()
-        if not round.snapshot.has_free.any():
+        if not round.has_room():
             return 0  # every slot is taken: nothing queued could start now
-        queued = self.store.queued_oldest_first(limit=DISPATCH_BATCH)
-        waiting: set[tuple] = set()  # runs alike to one that must wait now wait too: skip them this round
-        for run in queued:
-            if self.stopping.is_set() or not round.snapshot.has_free.any():
+        for run in self.store.queued_oldest_first(limit=DISPATCH_BATCH):
+            if self.stopping.is_set() or not round.has_room():
                 break
             if run.cancel_requested_at is not None:
                 self.engine.cancel(run.id, wait=False)
                 continue
-            alike = (run.job, json.dumps(run.spec.get("requirements"), sort_keys=True), run.spec.get("shape"),
-                     str(run.extra.get("backends")))
-            if alike in waiting or not self._reserve(run.id):
+            if round.skips(run) or not self._reserve(run.id):  # one alike to it waits: so would it
                 continue
             # reserved before the claim: reconcile never takes a run this thread is about to launch
             started = self.engine.try_start(run, round=round, launch=False)
@@ -233,8 +232,6 @@ class Daemon:
                 continue
             with self._lock:
                 self._supervised.discard(run.id)
-            if started is None:
-                waiting.add(alike)
         return launched
 
     def _reserve(self, run_id: str) -> bool:
@@ -289,7 +286,7 @@ class Daemon:
             with self._lock:
                 if run.id in self._supervised:
                     continue
-            if _owner_alive(run.handle) and not self._owned_here(run.handle):
+            if owner_alive(run.handle) and not self._owned_here(run.handle):
                 continue  # a `costwise run --wait` elsewhere watches it
             try:
                 self.adopt(run)
@@ -297,7 +294,7 @@ class Daemon:
                 log.exception("adopting %s failed", run.id)
         for prun in self.store.pipeline_runs.list(state="RUNNING", limit=None):
             owner = (prun.get("extra") or {}).get("owner", {})
-            if prun["id"] in self._pipelines or _owner_alive(owner):
+            if prun["id"] in self._pipelines or owner_alive(owner):
                 continue
             self._start_pipeline(prun["id"], resume=True)
 
@@ -315,7 +312,7 @@ class Daemon:
         executor = self.engine.executor(run.backend or "local")
         if executor.adopt(handle):
             handle.update(self.engine.owner)
-            self.store.update_run(run.id, expect=LIVE_STATES, state="RUNNING", handle=handle,
+            self.store.update_run(run.id, expect=lifecycle.sources(RUNNING), state=RUNNING, handle=handle,
                                   **self._adopted_times(run, handle),
                                   message="supervisor replaced" if replacing else "adopted after a daemon restart")
             run = self.store.get_run(run.id)
@@ -338,8 +335,8 @@ class Daemon:
         elif status.exit_code is None:
             self.engine._record_end(run, FAILED, "lost", None, None, ended_at=ended)
         else:
-            state = "SUCCEEDED" if status.exit_code == 0 else FAILED
-            reason = None if state == "SUCCEEDED" else f"exit code {status.exit_code} (ended while no daemon watched)"
+            state = SUCCEEDED if status.exit_code == 0 else FAILED
+            reason = None if state == SUCCEEDED else f"exit code {status.exit_code} (ended while no daemon watched)"
             self.engine._record_end(run, state, reason, status.exit_code, None, ended_at=ended)
         log.info("run %s was gone at restart: recorded", run.id)
 
@@ -358,8 +355,8 @@ class Daemon:
         """A run claimed a slot but its handle was never saved: did its process ever start?"""
         run_dir = self.settings.run_dir(run.id)
         if not (run_dir / "run.log").exists():  # the log is created just before the process starts
-            self.store.update_run(run.id, expect=[STARTING], state=QUEUED, shape=None, backend=None, handle={},
-                                  message="requeued after a restart: it had not been launched")
+            self.store.update_run(run.id, expect=lifecycle.move(STARTING, QUEUED), state=QUEUED, shape=None,
+                                  backend=None, handle={}, message="requeued after a restart: it had not been launched")
             self.wake.set()
             return None
         shape = self.engine.shape_index().by_name.get(run.shape)
@@ -388,4 +385,4 @@ def daemon_url(store, max_age_s: float = 5.0) -> str | None:
     if row is None:
         return None
     url, _pid, beat = row.value.split("|")
-    return url if time.time() - float(beat) <= max_age_s else None
+    return url if store.clock.now().timestamp() - float(beat) <= max_age_s else None

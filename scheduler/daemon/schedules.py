@@ -12,13 +12,15 @@ from __future__ import annotations
 import logging
 import math
 import pickle
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable
 
 from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.base import BaseExecutor
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+
+from ..core.clock import Clock, SystemClock
 
 log = logging.getLogger("costwise.schedules")
 FIRE_FUNC = "scheduler.daemon.schedules:fire_now"
@@ -40,22 +42,22 @@ def trigger_signature(schedule) -> str:
     return f"cron={schedule.cron}|interval={schedule.interval}|tz={schedule.timezone}"
 
 
-_current_fire: Callable[[str, str, datetime], None] | None = None
+_current_fire: Callable[[str, str, datetime | None], None] | None = None
 
 
 def fire_now(kind: str, name: str) -> None:
     """The job function APScheduler stores; the costwise executor calls the daemon directly."""
     if _current_fire is None:
         raise RuntimeError("no costwise daemon is running in this process")
-    _current_fire(kind, name, datetime.now(timezone.utc))
+    _current_fire(kind, name, None)  # None: due now, on the daemon's clock
 
 
 class FireExecutor(BaseExecutor):
     """Fires inline with the scheduled time, so each fire can be recorded exactly once."""
 
-    def __init__(self, on_fire: Callable[[str, str, datetime], None]):
+    def __init__(self, on_fire: Callable[[str, str, datetime | None], None], clock: Clock | None = None):
         super().__init__()
-        self.on_fire = on_fire
+        self.on_fire, self.clock = on_fire, clock or SystemClock()
 
     def submit_job(self, job, run_times):
         for event in self._fire(job, run_times):
@@ -65,7 +67,7 @@ class FireExecutor(BaseExecutor):
 
     def _fire(self, job, run_times) -> list[JobExecutionEvent]:
         events = []
-        now = datetime.now(timezone.utc)
+        now = self.clock.now()
         for run_time in run_times:
             grace = job.misfire_grace_time
             if grace is not None and (now - run_time).total_seconds() > grace:
