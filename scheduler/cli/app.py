@@ -1,0 +1,105 @@
+"""The typer app every command module registers on, its global options, and what the commands share:
+JSON or rich output, `k=v` options, time options, printing a run or a pipeline run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from ..core.errors import SpecError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Cost-aware scheduler for ML training and batch jobs.")
+JSON_OPT = typer.Option(False, "--json", help="Print JSON only on stdout.")
+
+
+def package_version() -> str:
+    from importlib.metadata import version
+
+    return version("costwise")  # the installed distribution's, i.e. pyproject.toml's
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"costwise {package_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    home: Optional[Path] = typer.Option(None, "--home", envvar="COSTWISE_HOME", help="Where costwise keeps its files."),
+    db: Optional[str] = typer.Option(None, "--db", envvar="COSTWISE_DB", help="Catalog URL (SQLite or PostgreSQL)."),
+    _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                  help="Print the version and exit."),
+):
+    from ..runtime.context import AppContext
+    from ..store.settings import Settings
+
+    settings = Settings.resolve(home, db)
+    if isinstance(ctx.obj, dict):  # run_cli's note of the catalog in use, for its error messages
+        ctx.obj["settings"] = settings
+    ctx.obj = AppContext(settings)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def app_context(ctx: typer.Context):
+    return ctx.obj
+
+
+def emit(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def console():
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
+def parse_pairs(pairs: list[str], flag: str, form: str = "KEY=VALUE") -> dict[str, str]:
+    """`--flag k=v` options as a dict; a pair without '=' is bad input naming the flag."""
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"--{flag} {pair!r} is not {form}", flag, pair)
+        values[key.strip()] = value
+    return values
+
+
+def parse_time_option(flag: str, text: str | None, now):
+    """`--since` / `--until`: an ISO time or a duration back from ``now``; bad input names the flag."""
+    from ..core.clock import parse_time
+
+    if not text:
+        return None
+    try:
+        return parse_time(text, now)
+    except OverflowError:
+        raise SpecError(f"--{flag}: {text!r} is too far back", flag, text) from None
+    except ValueError as exc:
+        raise SpecError(f"--{flag}: {exc}", flag, text) from None
+
+
+def print_run(record, as_json: bool) -> None:
+    if as_json:
+        return emit(record.public())
+    from ..reporting.views import runs_table
+
+    console().print(runs_table([record], title="run"))
+
+
+def print_pipeline_run(runner, record, as_json: bool) -> None:
+    if as_json:
+        return emit(record)
+    from ..reporting.views import pipeline_tree
+
+    console().print(pipeline_tree(runner, record))
+
+
+QUEUED_WITHOUT_DAEMON = "queued; no daemon dispatches it until `costwise daemon` runs (use --wait to run it now)"

@@ -1,0 +1,1 @@
+"""The `costwise` commands, one module a noun; importing a module registers its commands on ``cli.app``."""

@@ -1,0 +1,61 @@
+"""`costwise pipeline run` and `pipeline runs`: steps in dependency order, unchanged ones reused."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from ..app import QUEUED_WITHOUT_DAEMON, JSON_OPT, app, app_context, console, emit, parse_pairs, print_pipeline_run
+
+pipeline_app = typer.Typer(no_args_is_help=True, help="Run pipelines and look at their runs.")
+app.add_typer(pipeline_app, name="pipeline")
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    return parse_pairs(pairs, "param", "key=value")
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    ctx: typer.Context,
+    name: str = typer.Argument(...),
+    param: list[str] = typer.Option([], "--param", help="k=v, parsed to the default's type; repeatable."),
+    force_step: list[str] = typer.Option([], "--force-step", help="Rerun this step even if cached; repeatable."),
+    force_all: bool = typer.Option(False, "--force-all", help="Rerun every step."),
+    wait: bool = typer.Option(False, "--wait", help="Run it now and wait for the end."),
+    as_json: bool = JSON_OPT,
+):
+    """Start a pipeline run: steps in dependency order, unchanged ones reused from the cache."""
+    from ...daemon.loop import daemon_url
+    from ...runtime.pipeline_runner import PipelineRunner
+
+    app_ctx = app_context(ctx)
+    runner = PipelineRunner(app_ctx.engine)
+    prun = runner.submit(name, parse_params(param), force_step, force_all)
+    up = daemon_url(app_ctx.store)
+    if not wait:
+        if not as_json and not up:
+            typer.echo(QUEUED_WITHOUT_DAEMON, err=True)
+        return print_pipeline_run(runner, runner.record(prun["id"]), as_json)
+    progress = None
+    if not as_json and sys.stderr.isatty():
+        progress = lambda step, rec: typer.echo(f"  {step:<16} {rec.state:<10} {rec.shape or ''}", err=True)  # noqa: E731
+    record = runner.wait_for(prun["id"]) if up else runner.execute(prun["id"], progress)
+    print_pipeline_run(runner, record, as_json)
+    raise typer.Exit(0 if record["state"] == "SUCCEEDED" else 1)
+
+
+@pipeline_app.command("runs")
+def pipeline_runs(ctx: typer.Context, name: Optional[str] = typer.Argument(None), as_json: bool = JSON_OPT):
+    """Pipeline runs, newest first."""
+    from ...runtime.pipeline_runner import PipelineRunner
+
+    runner = PipelineRunner(app_context(ctx).engine)
+    records = [runner.record(p["id"]) for p in runner.runs.list(pipeline=name)]
+    if as_json:
+        return emit(records)
+    from ...reporting.views import pipeline_runs_table
+
+    console().print(pipeline_runs_table(records))

@@ -1,0 +1,184 @@
+"""`costwise run`, `runs`, `show`, `logs` and `cancel`: start a run and look at the history."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Optional
+
+import typer
+
+from ...core.bounds import RUNS_LIMIT_MAX
+from ...core.errors import SpecError, UserError
+from ..app import (QUEUED_WITHOUT_DAEMON, JSON_OPT, app, app_context, console, emit, parse_pairs,
+                   parse_time_option, print_pipeline_run, print_run)
+
+
+def make_overrides(env, args, shape, max_runtime):
+    from ...core.specs import parse_overrides
+
+    return parse_overrides({"env": parse_pairs(env or [], "env"), "args": list(args or []), "shape": shape,
+                            "max_runtime": max_runtime})
+
+
+def _progress_printer(as_json: bool):
+    """A live status line on a terminal; nothing when piped or with --json."""
+    if as_json or not sys.stderr.isatty():
+        return None, None
+    from rich.console import Console
+    from rich.status import Status
+
+    from ...core.durations import format_duration
+    from ...reporting.views import money
+
+    status = Status("queued", console=Console(stderr=True))
+    status.start()
+
+    def update(run, elapsed):
+        cost = (run.price_per_hour or 0) * elapsed / 3600
+        status.update(f"{run.id} {run.job} {run.state.lower()} on {run.shape or '(waiting for a shape)'} "
+                      f"· {format_duration(elapsed)} · {money(cost)}")
+
+    return update, status
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    job: str = typer.Argument(...),
+    env: list[str] = typer.Option([], "--env", help="KEY=VALUE, repeatable."),
+    arg: list[str] = typer.Option([], "--arg", help="Replaces the job's args; repeatable."),
+    shape: Optional[str] = typer.Option(None, "--shape", help="Pin this run to a shape."),
+    max_runtime: Optional[str] = typer.Option(None, "--max-runtime", help="e.g. 90s, 10m, 2h."),
+    wait: bool = typer.Option(False, "--wait", help="Run it now and wait for the end."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be launched; launch nothing."),
+    as_json: bool = JSON_OPT,
+):
+    """Start a run of a job."""
+    app_ctx = app_context(ctx)
+    overrides = make_overrides(env, arg, shape, max_runtime)
+    engine = app_ctx.engine
+    if dry_run:
+        plan = engine.dry_run(job, overrides)
+        return emit(plan) if as_json else console().print_json(json.dumps(plan, default=str))
+    from ...daemon.loop import daemon_url
+
+    up = daemon_url(app_ctx.store)
+    record = engine.submit(job, overrides, message="queued from the CLI" + (" for the daemon" if up else ""))
+    if not wait:
+        if not as_json and not up:
+            typer.echo(QUEUED_WITHOUT_DAEMON, err=True)
+        return print_run(record, as_json)
+    update, status = _progress_printer(as_json)
+    try:
+        final = engine.wait_for(record.id, progress=update) if up else engine.run_to_completion(record, update)
+    except KeyboardInterrupt:
+        engine.cancel(record.id, wait=True)
+        raise
+    finally:
+        if status:
+            status.stop()
+    print_run(final, as_json)
+    raise typer.Exit(0 if final.state == "SUCCEEDED" else 1)
+
+
+@app.command()
+def runs(
+    ctx: typer.Context,
+    job: Optional[str] = typer.Option(None, "--job"),
+    state: Optional[str] = typer.Option(None, "--state"),
+    since: Optional[str] = typer.Option(None, "--since", help="ISO time or a duration back from now (e.g. 2h)."),
+    limit: int = typer.Option(50, "--limit"),
+    as_json: bool = JSON_OPT,
+):
+    """The run history, newest first."""
+    from ...core.runs import ALL_STATES
+
+    app_ctx = app_context(ctx)
+    if state and state.upper() not in ALL_STATES:
+        raise SpecError(f"--state {state!r} is not one of {', '.join(ALL_STATES)}", "state", state)
+    if not 1 <= limit <= RUNS_LIMIT_MAX:
+        raise SpecError(f"--limit {limit} is not between 1 and {RUNS_LIMIT_MAX}", "limit", limit)
+    since_dt = parse_time_option("since", since, app_ctx.clock.now())
+    records = app_ctx.store.list_runs(job=job, state=state.upper() if state else None, since=since_dt, limit=limit)
+    if as_json:
+        return emit([r.public() for r in records])
+    from ...reporting.views import runs_table
+
+    console().print(runs_table(records))
+
+
+@app.command()
+def show(ctx: typer.Context, run_id: str = typer.Argument(...), as_json: bool = JSON_OPT):
+    """One run in full: placement reasons, usage, cost, events."""
+    from ...core.clock import iso
+    from ...core.costs import spend_summary
+
+    app_ctx = app_context(ctx)
+    if run_id.startswith("p-"):
+        from ...runtime.pipeline_runner import PipelineRunner
+
+        runner = PipelineRunner(app_ctx.engine)
+        return print_pipeline_run(runner, runner.record(run_id), as_json)
+    record = app_ctx.store.get_run(run_id)
+    events = app_ctx.store.events(run_id)
+    spend = spend_summary(record, app_ctx.store.get("Shape", record.shape) if record.shape else None)
+    if as_json:
+        return emit({**record.detail(), "spend": spend,
+                     "events": [{"at": iso(e["at"]), "state": e["state"], "message": e["message"]} for e in events]})
+    _print_detail(record, spend, events)
+
+
+def _print_detail(record, spend, events) -> None:
+    from ...core.clock import iso
+    from ...core.costs import spend_line
+    from ...reporting.views import runs_table
+
+    out = console()
+    out.print(runs_table([record], title=f"run {record.id}"))
+    out.print(spend_line(spend))
+    placement = record.placement or {}
+    if placement.get("reason"):
+        out.print(f"placement: {placement['reason']}")
+    for alt in placement.get("alternatives", []):
+        cost = "-" if alt["expected_cost_usd"] is None else f"${alt['expected_cost_usd']:.4f}"
+        out.print(f"  {alt['shape']:<24} ${alt['price_per_hour']:.4g}/h  expected {cost} ({alt['duration_source']})")
+    out.print(f"artifacts: {record.artifacts_dir or '-'}")
+    for e in events:
+        out.print(f"  {iso(e['at'])}  {e['state'] or '':<10} {e['message'] or ''}")
+
+
+@app.command()
+def logs(ctx: typer.Context, run_id: str = typer.Argument(...), follow: bool = typer.Option(False, "--follow", "-f")):
+    """Print a run's log (stdout and stderr)."""
+    import time
+
+    app_ctx = app_context(ctx)
+    record = app_ctx.store.get_run(run_id)
+    path = app_ctx.settings.run_dir(run_id) / "run.log"
+    if not path.exists():
+        if record.finished:
+            return
+        raise UserError(f"run {run_id!r} has no log yet (state {record.state})")
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(65536)
+            if chunk:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+                continue
+            if not follow or app_ctx.store.get_run(run_id).finished:
+                break
+            time.sleep(0.3)
+
+
+@app.command()
+def cancel(ctx: typer.Context, run_id: str = typer.Argument(...), as_json: bool = JSON_OPT):
+    """Cancel a run (or a pipeline run): SIGTERM, then SIGKILL after the job's stop_grace."""
+    if run_id.startswith("p-"):
+        from ...runtime.pipeline_runner import PipelineRunner
+
+        runner = PipelineRunner(app_context(ctx).engine)
+        return print_pipeline_run(runner, runner.cancel(run_id), as_json)
+    record = app_context(ctx).engine.cancel(run_id, wait=True)
+    print_run(record, as_json)
