@@ -338,9 +338,10 @@ class CostwisePolicy(Policy):
     def _set(self, pos: int, delta: int) -> None:
         name = self.world.index.shapes[pos].name
         self.in_use[pos] += delta
-        self.snapshot.in_use[name] = self.in_use[pos]
-        self.snapshot.free[pos] -= delta
-        self.snapshot.has_free[pos] = self.snapshot.free[pos] > 0
+        if delta > 0:
+            self.snapshot.take(name, delta)
+        else:
+            self.snapshot.release(name, -delta)
 
     def started(self, pos: int) -> None:
         self._set(pos, +1)

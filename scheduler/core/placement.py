@@ -28,37 +28,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from . import duration_model as dm
+from .fit import FIT_RULES, PlacementRequest, fit_problems, fits, unfit_message  # noqa: F401 (this module's API)
+from .shape_index import MASK_CACHE_SIZE, FitView, ShapeIndex, Snapshot, fit_mask, fit_view  # noqa: F401
 from .specs import Requirements, ShapeSpec
 
 
-MASK_CACHE_SIZE = 4096
 EXPLORE_Z = 0.6
 EXPLORE_RUNS = 2
 MIN_SAVING = 0.05  # below 5 % the estimates' own error is larger than the saving
 VALUE_OF_TIME_PER_HOUR = 0.0
 LINDY = 1.0  # a run past its expected end is expected to last as long again as it already has
-
-
-@dataclass(frozen=True, slots=True)
-class PlacementRequest:
-    job: str
-    requirements: Requirements
-    pinned_shape: str | None = None
-    backends: frozenset[str] | None = None  # None: any backend
-    has_image: bool = False
-    declared_duration_s: float | None = None
-    max_wait_s: float = 600.0
-    queued_at: datetime | None = None
-    in_flight: Mapping[str, int] | None = None  # this job's runs started and not finished, per shape
-    # what the caller learned across its jobs (None: duration_model's defaults): the share of jobs that
-    # scale with the hardware, and their mean slope on the prior's log speed-up
-    scaling_prior: float | None = None
-    slope_prior: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +64,30 @@ class Candidate:
         return (cost, self.price_per_hour, self.shape)
 
 
+class Action(StrEnum):
+    """What a decision does with a run, ordered from best to worst (PLACE < WAIT < REFUSE), so the
+    worse of two verdicts is ``max(a, b)``; members equal their old strings ("place", ...)."""
+
+    PLACE = "place"
+    WAIT = "wait"
+    REFUSE = "refuse"
+
+    @property
+    def rank(self) -> int:
+        return _ACTION_RANK[self]
+
+    def __lt__(self, other): return self.rank < Action(other).rank  # noqa: E704
+    def __le__(self, other): return self.rank <= Action(other).rank  # noqa: E704
+    def __gt__(self, other): return self.rank > Action(other).rank  # noqa: E704
+    def __ge__(self, other): return self.rank >= Action(other).rank  # noqa: E704
+
+
+_ACTION_RANK = {Action.PLACE: 0, Action.WAIT: 1, Action.REFUSE: 2}
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
-    action: str  # place | wait | refuse
+    action: Action
     shape: str | None
     reason: str
     chosen: Candidate | None = None
@@ -92,84 +98,6 @@ class Decision:
 class Explanation:
     ranked: list[Candidate]
     rejected: list[tuple[str, list[str]]] = field(default_factory=list)
-
-
-def fit_problems(req: PlacementRequest, shape: ShapeSpec) -> list[str]:
-    """Why the shape cannot take the request; empty when it fits."""
-    r = req.requirements
-    problems = []
-    if req.pinned_shape and shape.name != req.pinned_shape:
-        problems.append(f"not the pinned shape {req.pinned_shape!r}")
-    if req.backends is not None and shape.backend not in req.backends:
-        problems.append(f"backend {shape.backend} not allowed here")
-    if shape.backend != "local" and not req.has_image:
-        problems.append(f"backend {shape.backend} needs the job to name an image")
-    if r.cpus > shape.vcpus:
-        problems.append(f"cpus {r.cpus:g} > vcpus {shape.vcpus:g}")
-    if r.memory_gib > shape.memory_gib:
-        problems.append(f"memory_gib {r.memory_gib:g} > {shape.memory_gib:g}")
-    if r.gpus > shape.gpus:
-        problems.append(f"gpus {r.gpus:g} > {shape.gpus:g}")
-    if r.gpu_type and (shape.gpu_type or "").lower() != r.gpu_type.lower():
-        problems.append(f"gpu_type {r.gpu_type} != {shape.gpu_type or 'none'}")
-    if r.gpu_memory_gib > shape.gpu_memory_gib:
-        problems.append(f"gpu_memory_gib {r.gpu_memory_gib:g} > {shape.gpu_memory_gib:g}")
-    return problems
-
-
-def fits(req: PlacementRequest, shape: ShapeSpec) -> bool:
-    r = req.requirements
-    return (
-        r.cpus <= shape.vcpus
-        and r.memory_gib <= shape.memory_gib
-        and r.gpus <= shape.gpus
-        and r.gpu_memory_gib <= shape.gpu_memory_gib
-        and (not r.gpu_type or (shape.gpu_type or "").lower() == r.gpu_type.lower())
-        and (req.pinned_shape is None or shape.name == req.pinned_shape)
-        and (req.backends is None or shape.backend in req.backends)
-        and (shape.backend == "local" or req.has_image)
-    )
-
-
-class ShapeIndex:
-    """A snapshot of the catalog's shapes as columns sorted by (price, name), for fast fit checks."""
-
-    def __init__(self, shapes: Iterable[ShapeSpec]):
-        self.shapes = sorted(shapes, key=lambda s: (s.price_per_hour, s.name))
-        self.by_name = {s.name: s for s in self.shapes}
-        self.position = {s.name: i for i, s in enumerate(self.shapes)}
-        col = lambda f: np.array([f(s) for s in self.shapes], dtype=float)  # noqa: E731
-        self.vcpus = col(lambda s: s.vcpus)
-        self.memory = col(lambda s: s.memory_gib)
-        self.gpus = col(lambda s: s.gpus)
-        self.gpu_memory = col(lambda s: s.gpu_memory_gib)
-        self.price = col(lambda s: s.price_per_hour)
-        self.log_price = np.log(np.maximum(self.price, 1e-12))
-        self.capacity = col(lambda s: s.capacity)
-        self.gpu_type = np.array([(s.gpu_type or "").lower() for s in self.shapes], dtype=object)
-        self.backend = np.array([s.backend for s in self.shapes], dtype=object)
-        self.is_local = self.backend == "local"
-        self.prior = {kind: dm.PriorColumns.build(self.shapes, kind) for kind in (True, False)}
-        self.masks: dict[tuple, FitView] = {}
-
-    def snapshot(self, in_use: Mapping[str, int], expected_wait_s: Mapping[str, float] | None = None) -> "Snapshot":
-        return Snapshot(self, in_use, expected_wait_s)
-
-
-class Snapshot:
-    """Shapes plus the slots in use at one moment: what a batch of placements is decided against.
-    ``expected_wait_s``: seconds until a slot of a full shape is expected to be this run's (NaN: unknown)."""
-
-    def __init__(self, index: ShapeIndex, in_use: Mapping[str, int], expected_wait_s: Mapping[str, float] | None = None):
-        self.index = index
-        self.in_use = in_use
-        used = np.array([in_use.get(s.name, 0) for s in index.shapes], dtype=float)
-        self.free = index.capacity - used
-        self.has_free = self.free > 0
-        self.wait_s = np.full(len(index.shapes), np.nan)
-        for name, seconds in (expected_wait_s or {}).items():
-            if name in index.position:
-                self.wait_s[index.position[name]] = seconds
 
 
 def expected_remaining(expected_s: float | None, elapsed_s: float) -> float | None:
@@ -191,65 +119,6 @@ def expected_wait(free_slots: int, remaining_s: Sequence[float], ahead: int = 0)
         return math.inf
     rounds, slot = divmod(k, len(releases))
     return releases[slot] + rounds * 2 * sum(releases) / len(releases)
-
-
-@dataclass(frozen=True)
-class FitView:
-    """The shapes one kind of request fits, in index order, with their prior columns (memoised)."""
-
-    pos: np.ndarray
-    log_price: np.ndarray
-    gpu_job: bool
-    log_speed: np.ndarray
-    class_id: np.ndarray
-    view_of: dict[int, int]
-
-    @classmethod
-    def build(cls, index: ShapeIndex, mask: np.ndarray, gpu_job: bool) -> "FitView":
-        pos = np.flatnonzero(mask)
-        prior = index.prior[gpu_job]
-        return cls(pos, index.log_price[pos], gpu_job, prior.log_speed[pos], prior.class_id[pos],
-                   {int(p): i for i, p in enumerate(pos)})
-
-
-def fit_view(req: PlacementRequest, index: ShapeIndex) -> FitView:
-    """Which shapes can take the request, ignoring capacity (memoised per index: the same job is
-    placed again and again, so its requirements recur)."""
-    r = req.requirements
-    key = (r.cpus, r.memory_gib, r.gpus, r.gpu_memory_gib, r.gpu_type, req.has_image, req.backends, req.pinned_shape)
-    view = index.masks.get(key)
-    if view is None:
-        if len(index.masks) >= MASK_CACHE_SIZE:
-            index.masks.clear()
-        view = index.masks[key] = FitView.build(index, _fit_mask(req, index), r.gpus > 0)
-    return view
-
-
-def fit_mask(req: PlacementRequest, index: ShapeIndex) -> np.ndarray:
-    mask = np.zeros(len(index.shapes), dtype=bool)
-    mask[fit_view(req, index).pos] = True
-    return mask
-
-
-def _fit_mask(req: PlacementRequest, index: ShapeIndex) -> np.ndarray:
-    r = req.requirements
-    mask = (index.vcpus >= r.cpus) & (index.memory >= r.memory_gib)
-    if r.gpus:
-        mask &= index.gpus >= r.gpus
-    if r.gpu_memory_gib:
-        mask &= index.gpu_memory >= r.gpu_memory_gib
-    if r.gpu_type:
-        mask &= index.gpu_type == r.gpu_type.lower()
-    if not req.has_image:
-        mask &= index.is_local
-    if req.backends is not None:
-        mask &= np.isin(index.backend, list(req.backends))
-    if req.pinned_shape is not None:
-        pinned = np.zeros(len(index.shapes), dtype=bool)
-        if req.pinned_shape in index.position:
-            pinned[index.position[req.pinned_shape]] = True
-        mask &= pinned
-    return mask
 
 
 class Estimates:
@@ -332,7 +201,7 @@ def place(
     est = Estimates(req, snapshot.index, history)
     pos = est.view.pos
     if not len(pos):
-        return Decision("refuse", None, "no shape fits the requirements")
+        return Decision(Action.REFUSE, None, "no shape fits the requirements")
     free = snapshot.has_free[pos]
     if est.fit is None:  # price order, which is index order
         best, best_free = 0, int(free.argmax())
@@ -341,7 +210,7 @@ def place(
         best_free = int(np.where(free, est.cost, np.inf).argmin())
     if not free[best_free]:
         cheapest = est.candidate(best, snapshot.in_use, wait_s=snapshot.wait_s[pos[best]])
-        return Decision("wait", None, f"every fitting shape is full; cheapest is {cheapest.shape}{_eta(cheapest)}",
+        return Decision(Action.WAIT, None, f"every fitting shape is full; cheapest is {cheapest.shape}{_eta(cheapest)}",
                         None, cheapest)
     pick = int(np.where(free, est.optimistic, np.inf).argmin()) if est.optimistic is not est.cost else best_free
     exploring = pick != best_free and est.optimistic[pick] < est.cost[best]
@@ -351,9 +220,9 @@ def place(
     if free[best] or exploring:
         cheapest = chosen if pick == best else est.candidate(best, snapshot.in_use)
         if exploring:
-            return Decision("place", chosen.shape, f"exploring {_why(chosen)}; best known is {_why(cheapest)}",
+            return Decision(Action.PLACE, chosen.shape, f"exploring {_why(chosen)}; best known is {_why(cheapest)}",
                             chosen, cheapest)
-        return Decision("place", chosen.shape, f"cheapest fitting shape: {_why(chosen)}", chosen, cheapest)
+        return Decision(Action.PLACE, chosen.shape, f"cheapest fitting shape: {_why(chosen)}", chosen, cheapest)
     return _wait_or_spill(req, est, snapshot, best, chosen, now)
 
 
@@ -364,15 +233,15 @@ def _wait_or_spill(req, est: Estimates, snapshot: Snapshot, best: int, chosen: C
     waits = snapshot.wait_s[pos]
     cheapest = est.candidate(best, snapshot.in_use, wait_s=waits[best])
     if waited >= req.max_wait_s:
-        return Decision("place", chosen.shape, f"spilled over after waiting {waited:.0f}s for {cheapest.shape} "
+        return Decision(Action.PLACE, chosen.shape, f"spilled over after waiting {waited:.0f}s for {cheapest.shape} "
                         f"(full, max_wait {req.max_wait_s:g}s): {_why(chosen)}", chosen, cheapest)
     money = np.exp(est.cost) / 3600.0  # expected USD per shape
     now_usd = money[est.view.view_of[snapshot.index.position[chosen.shape]]]
     if math.isnan(waits[best]):  # no wait estimates: wait up to max_wait for a real saving
         if money[best] * (1 + MIN_SAVING) < now_usd:
-            return Decision("wait", None, f"waiting for {cheapest.shape} (full); spills to {chosen.shape} after "
+            return Decision(Action.WAIT, None, f"waiting for {cheapest.shape} (full); spills to {chosen.shape} after "
                             f"max_wait {req.max_wait_s:g}s", None, cheapest)
-        return Decision("place", chosen.shape, f"{cheapest.shape} is full and would save under {MIN_SAVING:.0%}: "
+        return Decision(Action.PLACE, chosen.shape, f"{cheapest.shape} is full and would save under {MIN_SAVING:.0%}: "
                         f"{_why(chosen)}", chosen, cheapest)
     left = req.max_wait_s - waited
     with np.errstate(invalid="ignore"):
@@ -381,14 +250,14 @@ def _wait_or_spill(req, est: Estimates, snapshot: Snapshot, best: int, chosen: C
     if worth.any():
         target = int(np.where(worth, later_usd, np.inf).argmin())
         goal = cheapest if target == best else est.candidate(target, snapshot.in_use, wait_s=waits[target])
-        return Decision("wait", None, f"waiting ~{goal.expected_wait_s:.0f}s for {goal.shape} (full): expected "
+        return Decision(Action.WAIT, None, f"waiting ~{goal.expected_wait_s:.0f}s for {goal.shape} (full): expected "
                         f"{_usd(goal.expected_cost_usd)} there vs {_usd(chosen.expected_cost_usd)} now on "
                         f"{chosen.shape}", None, goal)
     if waits[best] > left:
         why = f"expected wait {waits[best]:.0f}s for {cheapest.shape} passes max_wait {req.max_wait_s:g}s"
     else:
         why = f"waiting for {cheapest.shape} would save under {MIN_SAVING:.0%}"
-    return Decision("place", chosen.shape, f"spilled over at once ({why}): {_why(chosen)}", chosen, cheapest)
+    return Decision(Action.PLACE, chosen.shape, f"spilled over at once ({why}): {_why(chosen)}", chosen, cheapest)
 
 
 def _usd(value: float | None) -> str:
@@ -429,32 +298,3 @@ def explain(
     rejected = [(s.name, p) for s in index.shapes if (p := fit_problems(req, s))]
     ranked.sort(key=lambda c: c.sort_key)
     return Explanation(ranked, rejected)
-
-
-def unfit_message(requirements: Requirements, shapes: list[ShapeSpec], **request) -> str | None:
-    """None when some shape fits; else one line naming the requirement and the biggest shape."""
-    req = PlacementRequest(job="?", requirements=requirements, **request)
-    if any(fits(req, s) for s in shapes):
-        return None
-    if not shapes:
-        return "no shapes are declared; apply a Shape first"
-    r = requirements
-    biggest = max(shapes, key=lambda s: (s.gpus, s.vcpus, s.memory_gib, s.price_per_hour))
-    desc = f"the biggest is {biggest.name} (vcpus={biggest.vcpus:g}, memory_gib={biggest.memory_gib:g}, gpus={biggest.gpus:g})"
-    for name, need, have in (
-        ("cpus", r.cpus, max(s.vcpus for s in shapes)),
-        ("memory_gib", r.memory_gib, max(s.memory_gib for s in shapes)),
-        ("gpus", r.gpus, max(s.gpus for s in shapes)),
-        ("gpu_memory_gib", r.gpu_memory_gib, max(s.gpu_memory_gib for s in shapes)),
-    ):
-        if need > have:
-            return f"requirements.{name}={need:g} fits no shape; {desc}"
-    if r.gpu_type and not any((s.gpu_type or "").lower() == r.gpu_type.lower() for s in shapes):
-        types = sorted({s.gpu_type for s in shapes if s.gpu_type})
-        return f"requirements.gpu_type={r.gpu_type!r} fits no shape (types: {', '.join(types) or 'none'})"
-    problems = {s.name: fit_problems(req, s) for s in shapes}
-    closest = min(problems, key=lambda n: len(problems[n]))
-    return (
-        f"requirements {r.model_dump(exclude_defaults=True) or {}} fit no single shape; "
-        f"closest is {closest}: {'; '.join(problems[closest])}"
-    )
