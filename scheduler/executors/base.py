@@ -57,11 +57,23 @@ class LaunchSpec:
     stop_grace_s: float = DEFAULT_STOP_GRACE_S
 
 
+LOST = "lost"  # the reason of an exit the executor could not observe (process, container or Job gone)
+
+
 @dataclass(frozen=True)
 class ExitStatus:
     exit_code: int | None
-    reason: str | None = None  # e.g. "exit code 3", "OOMKilled", "lost"
+    reason: str | None = None  # e.g. "exit code 3", "OOMKilled", LOST
     timed_out: bool = False  # stopped at its deadline by the backend itself (e.g. the run's watchdog)
+
+    @classmethod
+    def lost(cls, exit_code: int | None = None) -> "ExitStatus":
+        """The run ended out of sight: never retried, recorded FAILED with reason ``lost``."""
+        return cls(exit_code, LOST)
+
+    @property
+    def is_lost(self) -> bool:
+        return self.reason == LOST
 
 
 @dataclass(frozen=True)

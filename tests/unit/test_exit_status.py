@@ -1,0 +1,9 @@
+"""An executor's "lost" exit is a named kind of ExitStatus, and the old constructor still makes it."""
+
+from scheduler.executors.base import LOST, ExitStatus
+
+
+def test_a_lost_exit_is_told_apart_from_a_failing_one():
+    assert ExitStatus.lost().is_lost and ExitStatus.lost(137) == ExitStatus(137, "lost")
+    assert ExitStatus(None, LOST).is_lost  # what executors build today
+    assert not ExitStatus(3, "exit code 3").is_lost and not ExitStatus(0).is_lost
