@@ -16,7 +16,8 @@ Which mechanism is used when (chosen once per process; ``COSTWISE_CGROUPS=off`` 
 The run's wrapper puts the job into the cgroup in the forked child *before* exec'ing it (``echo 0 >
 cgroup.procs``), so nothing the job starts can begin outside it; the wrapper and its watchdog stay
 outside, so they outlive the kill and record how the run ended. The cgroup is removed when the run
-has ended (by the wrapper, and again by the executor if it is still there).
+has ended (by the wrapper, and again by the executor if it is still there); the empty ones a crash
+left behind are swept when a local executor starts (`sweep_stale`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from pathlib import Path
 
 V2, V1_FREEZER = "v2", "v1-freezer"
 PREFIX = "costwise-"
+# A run's cgroup is empty from its creation until its job joins it (milliseconds later, in another
+# process maybe): only an empty cgroup older than this is a crash's leftover.
+STALE_AFTER_S = 60.0
 _PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -145,6 +149,34 @@ def remove(path: str | Path, timeout_s: float = 2.0) -> bool:
                 return False
             time.sleep(0.01)
     return True
+
+
+def sweep_stale(hierarchy: Hierarchy, keep: frozenset[str] = frozenset(), stale_after_s: float = STALE_AFTER_S,
+                now: float | None = None) -> list[str]:
+    """Remove the empty ``costwise-*`` cgroups that crashed runs left (one listdir); their names.
+
+    Kept: a cgroup with processes (or child cgroups: rmdir refuses), one younger than
+    `stale_after_s`, and one of a run in `keep` (run ids). Removing the empty cgroup of a run whose
+    job has just ended is harmless: its wrapper and executor both tolerate a cgroup already gone.
+    """
+    now = time.time() if now is None else now
+    try:
+        names = os.listdir(hierarchy.parent)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        if not name.startswith(PREFIX) or name[len(PREFIX):] in keep:
+            continue
+        path = hierarchy.parent / name
+        try:
+            if now - path.stat().st_mtime < stale_after_s or pids(path):
+                continue
+            path.rmdir()
+        except OSError:  # gone meanwhile, or busy: not ours to sweep now
+            continue
+        removed.append(name)
+    return removed
 
 
 def become_subreaper() -> bool:

@@ -56,6 +56,8 @@ class LocalExecutor(TrackedRuns):
         super().__init__()
         self._gpu = gpu
         self._cgroups = cgroups.detect() if cgroup_hierarchy is True else (cgroup_hierarchy or None)
+        if self._cgroups is not None:
+            cgroups.sweep_stale(self._cgroups)  # what a crash left; nothing is tracked yet
         # without cgroups, orphans that double-fork away re-parent to us, not to init
         self._subreaper = self._cgroups is None and cgroups.become_subreaper()
 

@@ -1,0 +1,65 @@
+"""Empty per-run cgroups a crash left behind are swept when a local executor starts, nothing else."""
+
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from scheduler.executors import cgroups
+from scheduler.executors.local import LocalExecutor
+
+
+@pytest.fixture
+def hierarchy():
+    """A parent cgroup of this test's own (not prefixed, so no sweep elsewhere touches it): the
+    sweep under test never sees the cgroups of runs other tests are launching at the same time."""
+    found = cgroups.detect()
+    if found is None:
+        pytest.skip("SKIPPED LOUDLY: no writable cgroup hierarchy here (root on cgroup v2 or a v1 freezer)")
+    parent = found.parent / f"sweep-test-{uuid.uuid4().hex[:8]}"
+    parent.mkdir()
+    yield cgroups.Hierarchy(found.kind, parent)
+    for child in parent.iterdir():
+        if child.is_dir():
+            cgroups.kill_all(child)
+            child.rmdir()
+    parent.rmdir()
+
+
+def aged(path, seconds=3600.0):
+    os.utime(path, (time.time() - seconds, time.time() - seconds))
+    return path
+
+
+def test_a_starting_local_executor_sweeps_only_old_empty_run_cgroups(hierarchy):
+    crashed = aged(hierarchy.create("r-crashed"))
+    just_created = hierarchy.create("r-launching")  # its job joins it in a moment
+    busy = aged(hierarchy.create("r-busy"))
+    not_ours = hierarchy.parent / "someone-else"
+    not_ours.mkdir()
+    aged(not_ours)
+    sleeper = subprocess.Popen(["sh", "-c", f'echo $$ > "{busy}/cgroup.procs" && exec sleep 60'])
+    try:
+        for _ in range(200):
+            if cgroups.pids(busy):
+                break
+            time.sleep(0.01)
+        assert cgroups.pids(busy) == [sleeper.pid]
+        aged(busy)
+
+        LocalExecutor(cgroup_hierarchy=hierarchy)
+
+        assert not crashed.exists()
+        assert just_created.exists() and busy.exists() and not_ours.exists()
+        assert sleeper.poll() is None  # a run's process is never touched
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_run_named_to_keep_is_left_even_when_empty(hierarchy):
+    kept, swept = aged(hierarchy.create("r-kept")), aged(hierarchy.create("r-swept"))
+    assert cgroups.sweep_stale(hierarchy, keep=frozenset({"r-kept"})) == ["costwise-r-swept"]
+    assert kept.exists() and not swept.exists()
