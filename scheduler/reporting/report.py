@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,12 +27,12 @@ from sqlalchemy import text as sql_text
 from ..store import schema as db
 from ..core.errors import SpecError
 from ..core.runs import FINAL_STATES
+from .report_tables import (  # noqa: F401  (parse_group_by, key_series, breakdown...: public here too)
+    FIELDS, LABEL_KEY, NONE, TIME_KEYS, _label_column, breakdown, by_shape, cache_savings, check_keys, daily_by_team,
+    key_series, label_keys, parse_group_by, top_jobs, totals, utilization_histogram,
+)
 
 FORMATS = ("csv", "html", "parquet", "json", "focus")
-FIELDS = ("job", "pipeline", "step", "shape", "backend", "state")
-TIME_KEYS = ("day", "week", "month")
-LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}$")
-NONE = "(none)"
 RIGHTSIZE_THRESHOLD = 0.30  # runs using under this share of their shape's CPU or memory
 RIGHTSIZE_HEADROOM = 1.25  # the smaller shape must hold the p95 usage with this much room
 RIGHTSIZE_QUANTILE = 0.95
@@ -46,10 +45,6 @@ def _epoch(col, dialect: str):
     if dialect == "sqlite":
         return (func.julianday(col) - UNIX_JULIAN_DAY) * 86400.0
     return cast(extract("epoch", col), Float)
-
-
-def _label_column(key: str) -> str:
-    return f"label:{key}"
 
 
 def runs_query(dialect: str, since=None, until=None, labels: Sequence[str] = (), detail: bool = False):
@@ -221,83 +216,6 @@ def _empty(name: str):
     return pd.Categorical([])
 
 
-# -- grouping ----------------------------------------------------------------------------------
-def parse_group_by(text: str | Sequence[str] | None) -> tuple[str, ...]:
-    """'team,job' -> ('team', 'job'); each key is a run field, day/week/month, or a label name."""
-    if text is None:
-        return ("team", "job")
-    keys = [k.strip() for k in (text.split(",") if isinstance(text, str) else text) if k.strip()]
-    if not keys:
-        raise SpecError(f"--group-by {text!r} names no key (e.g. team,job)", "group_by", text)
-    for key in keys:
-        if not LABEL_KEY.match(key):
-            raise SpecError(f"--group-by key {key!r} is not a field or label name", "group_by", key)
-    if len(set(keys)) != len(keys):
-        raise SpecError(f"--group-by {','.join(keys)!r} repeats a key", "group_by", ",".join(keys))
-    return tuple(keys)
-
-
-def label_keys(keys: Sequence[str]) -> list[str]:
-    """The group-by keys that are labels (team is always read: daily spend is by team)."""
-    out = ["team"]
-    for key in keys:
-        if key not in FIELDS and key not in TIME_KEYS and key not in out:
-            out.append(key)
-    return out
-
-
-def key_series(df: pd.DataFrame, key: str) -> pd.Series:
-    """The values to group by for one key, '(none)' where a run has no such value."""
-    if key in TIME_KEYS:
-        day = df["ended_at"].dt.floor("D")
-        if key == "week":  # weeks start on Monday
-            day = day - pd.to_timedelta(day.dt.day_of_week, unit="D")
-        elif key == "month":
-            day = day - pd.to_timedelta(day.dt.day - 1, unit="D")
-        cat = pd.Categorical(day)
-        fmt = "%Y-%m" if key == "month" else "%Y-%m-%d"
-        return pd.Series(cat.rename_categories([c.strftime(fmt) for c in cat.categories]), index=df.index)
-    col = key if key in FIELDS else _label_column(key)
-    series = df[col]
-    if series.cat.categories.empty or NONE not in series.cat.categories:
-        series = series.cat.add_categories([NONE])
-    return series.fillna(NONE)
-
-
-def check_keys(df: pd.DataFrame, keys: Sequence[str], known_labels: Sequence[str]) -> None:
-    """A label key no job declares and no run in the period carries is most likely a typo: say so."""
-    for key in keys:
-        if key in FIELDS or key in TIME_KEYS or key in known_labels or df.empty:
-            continue
-        if df[_label_column(key)].isna().all():
-            seen = ", ".join(sorted(known_labels)) or "none"
-            raise SpecError(
-                f"--group-by {key!r} is neither a run field ({', '.join(FIELDS + TIME_KEYS)}) nor a label of any "
-                f"run in the period (labels: {seen})", "group_by", key,
-            )
-
-
-def breakdown(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """Runs, spend, savings, idle spend and utilization per group (every run in exactly one group)."""
-    work = pd.DataFrame({k: key_series(df, k) for k in keys})
-    work["runs"] = 1
-    work["cost_usd"] = df["cost_usd"]
-    work["saved_usd"] = df["saved_usd"]
-    work["idle_usd"] = df["idle_usd"].fillna(0.0)
-    work["measured_cost"] = df["cost_usd"].where(df["util"].notna(), 0.0)
-    work["hours"] = df["duration_s"].fillna(0.0) / 3600.0
-    work["cache_hits"] = df["cache_hit"].astype(int)
-    work["failed"] = df["state"].isin(("FAILED", "TIMED_OUT")).astype(int)
-    out = work.groupby(list(keys), observed=True, sort=False).sum().reset_index()
-    measured = out.pop("measured_cost")
-    out["utilization"] = np.where(measured > 0, 1.0 - out["idle_usd"] / measured.where(measured > 0, 1.0), np.nan)
-    out["share"] = out["cost_usd"] / out["cost_usd"].sum() if out["cost_usd"].sum() else 0.0
-    out = out.sort_values(["cost_usd"] + list(keys), ascending=[False] + [True] * len(keys), kind="stable")
-    for k in keys:
-        out[k] = out[k].astype(str)
-    return out.reset_index(drop=True)
-
-
 # -- the report --------------------------------------------------------------------------------
 @dataclass
 class Report:
@@ -337,72 +255,6 @@ class Report:
 
 def _iso(dt: datetime | None) -> str | None:
     return None if dt is None else dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def totals(df: pd.DataFrame) -> dict[str, Any]:
-    cost = float(df["cost_usd"].sum())
-    measured = float(df.loc[df["util"].notna(), "cost_usd"].sum())
-    idle = float(df["idle_usd"].sum())
-    lookups = df["cache_result"].isin(("hit", "miss"))
-    hits = int((df["cache_result"] == "hit").sum())
-    return {
-        "runs": int(len(df)),
-        "cost_usd": cost,
-        "saved_usd": float(df["saved_usd"].sum()),
-        "idle_usd": idle,
-        "utilization": (1.0 - idle / measured) if measured > 0 else None,
-        "hours": float(df["duration_s"].fillna(0).sum() / 3600.0),
-        "cache_hits": hits,
-        "cache_lookups": int(lookups.sum()),
-        "cache_hit_ratio": (hits / int(lookups.sum())) if lookups.any() else None,
-        "failed_cost_usd": float(df.loc[df["state"].isin(("FAILED", "TIMED_OUT", "CANCELED")), "cost_usd"].sum()),
-    }
-
-
-def daily_by_team(df: pd.DataFrame) -> pd.DataFrame:
-    frame = pd.DataFrame({"day": key_series(df, "day"), "team": key_series(df, "team"), "cost_usd": df["cost_usd"]})
-    out = frame.groupby(["day", "team"], observed=True).sum().reset_index()
-    out["day"] = out["day"].astype(str)
-    out["team"] = out["team"].astype(str)
-    return out.sort_values(["day", "team"]).reset_index(drop=True)
-
-
-def by_shape(df: pd.DataFrame) -> pd.DataFrame:
-    work = pd.DataFrame({"shape": key_series(df, "shape"), "runs": 1, "cost_usd": df["cost_usd"],
-                         "idle_usd": df["idle_usd"].fillna(0.0), "hours": df["duration_s"].fillna(0) / 3600.0})
-    out = work.groupby("shape", observed=True).sum().reset_index()
-    out["shape"] = out["shape"].astype(str)
-    return out.sort_values(["cost_usd", "shape"], ascending=[False, True]).reset_index(drop=True)
-
-
-def utilization_histogram(df: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
-    util = df["util"]
-    measured = util.notna()
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.minimum((util[measured].to_numpy() * bins).astype(int), bins - 1)
-    counts = np.bincount(index, minlength=bins)
-    cost = np.bincount(index, weights=df.loc[measured, "cost_usd"].to_numpy(), minlength=bins)
-    return pd.DataFrame({"from": edges[:-1], "to": edges[1:], "runs": counts.astype(int), "cost_usd": cost})
-
-
-def top_jobs(df: pd.DataFrame, n: int = 10) -> pd.DataFrame:
-    out = breakdown(df, ("job", "team")).head(n)
-    return out[["job", "team", "runs", "cost_usd", "share", "idle_usd", "utilization"]]
-
-
-def cache_savings(df: pd.DataFrame) -> pd.DataFrame:
-    steps = df[df["cache_result"].isin(("hit", "miss"))]
-    if steps.empty:
-        return pd.DataFrame(columns=["pipeline", "step", "lookups", "hits", "hit_ratio", "saved_usd", "cost_usd"])
-    work = pd.DataFrame({"pipeline": key_series(steps, "pipeline"), "step": key_series(steps, "step"), "lookups": 1,
-                         "hits": (steps["cache_result"] == "hit").astype(int), "saved_usd": steps["saved_usd"],
-                         "cost_usd": steps["cost_usd"]})
-    out = work.groupby(["pipeline", "step"], observed=True).sum().reset_index()
-    out["hit_ratio"] = out["hits"] / out["lookups"]
-    for k in ("pipeline", "step"):
-        out[k] = out[k].astype(str)
-    cols = ["pipeline", "step", "lookups", "hits", "hit_ratio", "saved_usd", "cost_usd"]
-    return out[cols].sort_values(["saved_usd", "pipeline", "step"], ascending=[False, True, True]).reset_index(drop=True)
 
 
 def build_report(store, since=None, until=None, group_by: Sequence[str] | str | None = None,
