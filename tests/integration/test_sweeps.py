@@ -9,6 +9,7 @@ import pytest
 
 from scheduler.store.catalog import apply_documents, load_documents
 from scheduler.runtime.pipeline_runner import PipelineRunner
+from scheduler.runtime.sweep_runner import SweepRunner
 from scheduler.core.pipelines import PipelineSpec
 from scheduler.core.sweeps import generate_trials
 from scheduler.reporting.views import pipeline_tree
@@ -234,13 +235,19 @@ class _Crash(Exception):
     pass
 
 
-class _CrashingRunner(PipelineRunner):
+class _CrashingSweeps(SweepRunner):
     """Dies (like a daemon killed mid-sweep) when the sweep is about to start its third trial."""
 
     def _submit_trial(self, state, step, planned, index, *args, **kw):
         if index == 2:
             raise _Crash()
         return super()._submit_trial(state, step, planned, index, *args, **kw)
+
+
+class _CrashingRunner(PipelineRunner):
+    def __init__(self, engine):
+        super().__init__(engine)
+        self.steps.sweeps = _CrashingSweeps(self.steps)
 
 
 def test_a_resumed_sweep_keeps_its_finished_trials_and_starts_only_the_rest(app, root):
