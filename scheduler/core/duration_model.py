@@ -152,9 +152,48 @@ def fit(
     explore_runs: int = 0,
 ) -> Fit | None:
     """The posterior over a view's shapes; None when there is neither history nor an estimate."""
-    ls, cid = columns.log_speed_list, columns.class_id_list
-    shape_var = SHAPE_SD**2
-    # per class: [sum of weights, weighted log median, runs]
+    classes, rows = _class_sums(columns, entries)
+    if classes:
+        line, source = _regression(columns, classes, slope_mean), "history"
+    elif declared_s is not None:
+        line, source = _Line(math.log(max(declared_s, MIN_SECONDS)), slope_mean, DECLARED_SD**2, 0.0, SLOPE_SD**2), "declared"
+    else:
+        return None
+    x = -columns.class_log_speed
+    class_mean = line.base + line.slope * x
+    class_var = line.c00 + 2 * line.c01 * x + line.c11 * x * x + columns.class_prior_var
+    class_runs = np.zeros(len(columns.class_prior_var))
+    for k, (w, wy, runs) in classes.items():  # the class's own mean, shrunk towards the regression's
+        v, pred_var = 1.0 / w, float(class_var[k])
+        keep = pred_var / (pred_var + v)
+        class_mean[k] += (wy / w - class_mean[k]) * keep
+        class_var[k] = v * keep
+        class_runs[k] = runs
+    if not classes:
+        mu = class_mean[view_class]
+        return Fit(mu, class_mean, class_var, class_runs, {}, source, mu, 1.0, None)
+    scaling = scaling_weight(classes, columns.class_prior_var_list, columns.class_log_speed_list, scaling_prior,
+                             slope_mean)
+    fitted = Fit(None, class_mean, class_var, class_runs, {}, source, None, scaling, line.slope_evidence)
+    _mix_hypotheses(fitted, classes, rows, view_class, view_of, explore_z * np.sqrt(class_var) * (class_runs < explore_runs))
+    return fitted
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """Mean log-seconds = base + slope x (-log prior speed), with the (base, slope) covariance."""
+
+    base: float
+    slope: float
+    c00: float
+    c01: float
+    c11: float
+    slope_evidence: tuple[float, float] | None = None
+
+
+def _class_sums(columns: PriorColumns, entries: list[tuple[int, float, float | None]]) -> tuple[dict, list]:
+    """Per class [sum of weights, weighted log median, runs], and per entry (pos, class, y, noise, runs)."""
+    cid, shape_var = columns.class_id_list, SHAPE_SD**2
     classes: dict[int, list[float]] = {}
     rows = []
     for pos, median, runs in entries:
@@ -166,72 +205,52 @@ def fit(
         acc[0] += w
         acc[1] += w * y
         acc[2] += runs or 1
-    prior_var = columns.class_prior_var
-    log_speed = columns.class_log_speed
+    return classes, rows
+
+
+def _regression(columns: PriorColumns, classes: dict, slope_mean: float) -> _Line:
+    """Weighted least squares of each class's mean log-seconds on -log prior speed, with the slope's
+    prior N(slope_mean, SLOPE_SD^2): (base, slope) and their 2x2 covariance in closed form."""
     var_list, speed_list = columns.class_prior_var_list, columns.class_log_speed_list
-    n = len(prior_var)
-    if classes:
-        # weighted least squares of each class's mean log-seconds on -log prior speed, with the
-        # slope's prior N(slope_mean, SLOPE_SD^2): (base, slope) and their 2x2 covariance in closed form
-        s0 = s1 = s2 = t0 = t1 = 0.0
-        for k, (w, wy, _) in classes.items():
-            omega, x = 1.0 / (1.0 / w + var_list[k]), -speed_list[k]
-            s0, s1, s2 = s0 + omega, s1 + omega * x, s2 + omega * x * x
-            t0, t1 = t0 + omega * wy / w, t1 + omega * x * wy / w
-        data_det = s0 * s2 - s1 * s1  # the slope the runs alone say, and how surely (for the fleet's mean)
-        slope_evidence = ((s0 * t1 - s1 * t0) / data_det, data_det / s0) if data_det > 1e-9 else None
-        s2, t1 = s2 + 1.0 / SLOPE_SD**2, t1 + slope_mean / SLOPE_SD**2
-        det = s0 * s2 - s1 * s1
-        base, slope = (s2 * t0 - s1 * t1) / det, (s0 * t1 - s1 * t0) / det
-        c00, c01, c11 = s2 / det, -s1 / det, s0 / det
-        source = "history"
-    elif declared_s is not None:
-        base, slope, source = math.log(max(declared_s, MIN_SECONDS)), slope_mean, "declared"
-        slope_evidence = None
-        c00, c01, c11 = DECLARED_SD**2, 0.0, SLOPE_SD**2
-    else:
-        return None
-    x = -log_speed
-    class_mean = base + slope * x
-    class_var = c00 + 2 * c01 * x + c11 * x * x + prior_var
-    class_runs = np.zeros(n)
-    for k, (w, wy, runs) in classes.items():  # the class's own mean, shrunk towards the regression's
-        v, pred_var = 1.0 / w, float(class_var[k])
-        keep = pred_var / (pred_var + v)
-        class_mean[k] += (wy / w - class_mean[k]) * keep
-        class_var[k] = v * keep
-        class_runs[k] = runs
-    # per class first (a few entries), then per shape by indexing: the view may hold hundreds of shapes
-    class_mu = class_mean + 0.5 * (class_var + shape_var) if classes else class_mean
-    if not classes:
-        mu = class_mu[view_class]
-        return Fit(mu, class_mean, class_var, class_runs, {}, source, mu, 1.0, None)
-    # M0, "the hardware does not matter": one base for every class (a service whose owner sets its
-    # lifetime); each class's mean differs from it only by its runs' noise
+    s0 = s1 = s2 = t0 = t1 = 0.0
+    for k, (w, wy, _) in classes.items():
+        omega, x = 1.0 / (1.0 / w + var_list[k]), -speed_list[k]
+        s0, s1, s2 = s0 + omega, s1 + omega * x, s2 + omega * x * x
+        t0, t1 = t0 + omega * wy / w, t1 + omega * x * wy / w
+    data_det = s0 * s2 - s1 * s1  # the slope the runs alone say, and how surely (for the fleet's mean)
+    slope_evidence = ((s0 * t1 - s1 * t0) / data_det, data_det / s0) if data_det > 1e-9 else None
+    s2, t1 = s2 + 1.0 / SLOPE_SD**2, t1 + slope_mean / SLOPE_SD**2
+    det = s0 * s2 - s1 * s1
+    return _Line((s2 * t0 - s1 * t1) / det, (s0 * t1 - s1 * t0) / det, s2 / det, -s1 / det, s0 / det, slope_evidence)
+
+
+def _mix_hypotheses(fitted: Fit, classes: dict, rows: list, view_class: np.ndarray, view_of: Mapping[int, int],
+                    bonus: np.ndarray) -> None:
+    """Fill ``fitted``'s expected and optimistic log-seconds per view shape: the mixture of M1 (the job
+    scales with the hardware, weight ``fitted.scaling``) and M0, "the hardware does not matter" (one
+    base for every class: a service whose owner sets its lifetime). Per class first (a few entries),
+    then per shape by indexing: the view may hold hundreds of shapes."""
+    shape_var, class_mean, class_var = SHAPE_SD**2, fitted.class_mean, fitted.class_var
+    class_mu = class_mean + 0.5 * (class_var + shape_var)
     w0 = sum(w for w, _, _ in classes.values())
     base0, base0_var = sum(wy for _, wy, _ in classes.values()) / w0, 1.0 / w0
     flat_prior_v = base0_var + shape_var
-    scaling = scaling_weight(classes, columns.class_prior_var_list, columns.class_log_speed_list, scaling_prior,
-                             slope_mean)
-    log_w1, log_w0 = math.log(max(scaling, 1e-300)), math.log(max(1.0 - scaling, 1e-300))
+    log_w1, log_w0 = math.log(max(fitted.scaling, 1e-300)), math.log(max(1.0 - fitted.scaling, 1e-300))
     flat_w = base0 + 0.5 * flat_prior_v + log_w0
-    bonus = explore_z * np.sqrt(class_var) * (class_runs < explore_runs)  # unproven hardware: a lower bound
-    mu = class_mu[view_class]
     expected = np.logaddexp(class_mu + log_w1, flat_w)[view_class]
     optimistic = np.logaddexp(class_mu - bonus + log_w1, flat_w)[view_class]
-    own = {}
     for pos, k, y, noise, runs in rows:  # shapes this job ran on: their own runs, shrunk to each hypothesis
         i = view_of.get(pos)
         if i is not None:
             prior_mean, prior_v = float(class_mean[k]), float(class_var[k]) + shape_var
             post_var = 1.0 / (1.0 / prior_v + 1.0 / noise)
-            scaled = mu[i] = post_var * (prior_mean / prior_v + y / noise) + 0.5 * post_var
-            own[i] = (runs, post_var)
+            scaled = post_var * (prior_mean / prior_v + y / noise) + 0.5 * post_var
+            fitted.own[i] = (runs, post_var)
             flat_var = 1.0 / (1.0 / flat_prior_v + 1.0 / noise)
             flat = flat_var * (base0 / flat_prior_v + y / noise) + 0.5 * flat_var + log_w0
             expected[i] = _logaddexp(scaled + log_w1, flat)
             optimistic[i] = _logaddexp(scaled - bonus[k] + log_w1, flat)
-    return Fit(expected, class_mean, class_var, class_runs, own, source, optimistic, scaling, slope_evidence)
+    fitted.mu, fitted.optimistic_mu = expected, optimistic
 
 
 def _logaddexp(a: float, b: float) -> float:
