@@ -187,6 +187,7 @@ class LocalExecutor(TrackedRuns):
             self._terminate(handle, tracked, self._collect(handle, tracked), grace_s=1.0)
         if cgroup:
             cgroups.remove(cgroup)
+        self._kill_wrapper_leftovers(handle)
         if tracked.pidfd is not None:
             os.close(tracked.pidfd)
             tracked.pidfd = None
@@ -197,8 +198,15 @@ class LocalExecutor(TrackedRuns):
         """How a run that ended while nobody here tracked it went (its files say), its cgroup removed."""
         if handle.get("cgroup"):
             cgroups.remove(handle["cgroup"])
+        self._kill_wrapper_leftovers(handle)
         status = _status(handle, self._exit_file_code(handle))
         return status if status.timed_out else ExitStatus(status.exit_code, "lost")
+
+    @staticmethod
+    def _kill_wrapper_leftovers(handle) -> None:
+        """A SIGKILLed wrapper leaves its watchdog asleep in its group until the deadline."""
+        if int(handle.get("pid") or 0) > 0 and _group_alive(handle["pid"]):
+            local_wrapper.kill_leftovers(handle["exit_file"], handle["pid"])
 
     @staticmethod
     def _exit_file_code(handle) -> int | None:

@@ -18,7 +18,10 @@ interpreter start.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import psutil
 
 TIMED_OUT_MARKER = "timed_out"
 
@@ -85,3 +88,26 @@ def parse(cmdline: list[str]) -> dict | None:
 
 def timed_out_marker(exit_file: str | Path) -> Path:
     return Path(exit_file).with_name(TIMED_OUT_MARKER)
+
+
+def kill_leftovers(exit_file: str | Path, pgid: int) -> list[int]:
+    """End what is left of a dead wrapper's process group: its watchdog (a fork of the wrapper, so the
+    same command line, outside the cgroup) sleeps until the deadline once the wrapper is SIGKILLed.
+
+    Only a process whose command line is this run's wrapper (same exit file) in group `pgid`, and its
+    children in that group (the watchdog's ``sleep``), is killed: never a process that merely reuses a
+    pid. Returns the pids killed. Costs a scan of the process table: call it when the group is alive.
+    """
+    killed = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            args = parse(proc.info["cmdline"] or [])
+            if args is None or args["exit_file"] != str(exit_file) or os.getpgid(proc.pid) != pgid:
+                continue
+            victims = [c for c in proc.children() if os.getpgid(c.pid) == pgid] + [proc]
+            for victim in victims:
+                victim.kill()
+                killed.append(victim.pid)
+        except (psutil.Error, OSError):  # ended meanwhile
+            continue
+    return killed
