@@ -9,6 +9,7 @@ from typing import Callable, Mapping, Sequence
 
 from . import placement
 from .budgets import BudgetSpec, BudgetVerdict, check, covers, period_start
+from .placement import Action
 from .runs import RunRecord
 from .specs import JobSpec
 
@@ -16,24 +17,11 @@ SpendReader = Callable[[BudgetSpec, datetime], float]  # a budget's spend since 
 HistoryReader = Callable[[str], Mapping[str, float]]  # a job's durations per shape
 
 
-def request_for(job: JobSpec, queued_at=None, backends=None) -> placement.PlacementRequest:
-    return placement.PlacementRequest(
-        job=job.name,
-        requirements=job.requirements,
-        pinned_shape=job.shape,
-        backends=backends,
-        has_image=bool(job.image),
-        declared_duration_s=job.expected_duration,
-        max_wait_s=job.max_wait,
-        queued_at=queued_at,
-    )
-
-
 def run_request(run: RunRecord, job: JobSpec, backends=None) -> placement.PlacementRequest:
     """A queued run's request: the backends it was submitted for unless the caller names others."""
     if backends is None and run.extra.get("backends"):
         backends = frozenset(run.extra["backends"])
-    return request_for(job, run.queued_at, backends)
+    return placement.PlacementRequest.for_job(job, run.queued_at, backends)
 
 
 def budget_hold(
@@ -82,19 +70,16 @@ class DispatchRound:
     def decide(self, run: RunRecord, req: placement.PlacementRequest, now: datetime) -> placement.Decision:
         """Place, wait or refuse, budgets included (a hold waits; a refusing budget refuses)."""
         decision = placement.place(req, self.snapshot, self.history(req.job), now)
-        if decision.action == "place" and self.has_budgets:
+        if decision.action is Action.PLACE and self.has_budgets:
             expected = (decision.chosen.expected_cost_usd if decision.chosen else None) or 0.0
             held = budget_hold(self.budgets, run.labels, expected, now, self._spent)
             if held is not None:
-                action = "refuse" if held.refused else "wait"
+                action = Action.REFUSE if held.refused else Action.WAIT
                 decision = placement.Decision(action, None, held.reason, None, decision.cheapest)
-        if decision.action == "wait":
+        if decision.action is Action.WAIT:
             self._waiting.add(alike(run))
         return decision
 
     def took(self, shape: str) -> None:
         """A run claimed a slot of this shape: the rest of the round sees it taken."""
-        self.in_use[shape] = self.in_use.get(shape, 0) + 1
-        position = self.index.position[shape]
-        self.snapshot.free[position] -= 1
-        self.snapshot.has_free[position] = self.snapshot.free[position] > 0
+        self.snapshot.take(shape)  # in_use is the snapshot's mapping: it counts the slot too

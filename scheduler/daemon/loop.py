@@ -26,9 +26,10 @@ from ..core.clock import Clock, SystemClock
 from ..core.durations import format_duration
 from ..runtime.dispatch import run_deadline
 from ..runtime.engine import Engine
-from ..runtime.finish import owner_alive
+from ..runtime.finish import owner_alive, record_end
 from ..core.errors import CostwiseError, UserError
 from ..executors import ExitStatus
+from ..executors.base import LOST
 from ..store.leader import leader_lock
 from ..runtime.pipeline_runner import PipelineRunner
 from ..runtime.launch import run_dirs
@@ -322,7 +323,7 @@ class Daemon:
                 log.info("adopted %s", run.id)
             self._supervise(run)
             return
-        status = executor.wait(handle, 0) or ExitStatus(None, "lost")
+        status = executor.wait(handle, 0) or ExitStatus.lost()
         ended = _ended_at(handle)
         if run.started_at is None and handle.get("create_time"):  # it did start: say when
             times = self._adopted_times(run, handle)
@@ -330,14 +331,15 @@ class Daemon:
             run = replace(run, **times)
         if status.timed_out:
             limit = format_duration(JobSpec.model_validate(run.spec).max_runtime)
-            self.engine._record_end(run, TIMED_OUT, f"max runtime {limit} reached (stopped by its watchdog while no supervisor watched)",
-                                    status.exit_code, None, ended_at=ended)
+            record_end(self.engine, run, TIMED_OUT,
+                       f"max runtime {limit} reached (stopped by its watchdog while no supervisor watched)",
+                       status.exit_code, None, ended_at=ended)
         elif status.exit_code is None:
-            self.engine._record_end(run, FAILED, "lost", None, None, ended_at=ended)
+            record_end(self.engine, run, FAILED, LOST, None, None, ended_at=ended)
         else:
             state = SUCCEEDED if status.exit_code == 0 else FAILED
             reason = None if state == SUCCEEDED else f"exit code {status.exit_code} (ended while no daemon watched)"
-            self.engine._record_end(run, state, reason, status.exit_code, None, ended_at=ended)
+            record_end(self.engine, run, state, reason, status.exit_code, None, ended_at=ended)
         log.info("run %s was gone at restart: recorded", run.id)
 
     def _adopted_times(self, run: RunRecord, handle: dict) -> dict:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ..core import lifecycle, placement
 from ..core.dispatch import DispatchRound, run_request
 from ..core.errors import CostwiseError
+from ..core.placement import Action
 from ..core.runs import FAILED, QUEUED, RUNNING, STARTING, RunRecord
 from ..core.specs import JobSpec
 from .faults import crash_point
@@ -37,9 +38,9 @@ def try_start(engine: "Engine", run: RunRecord, backends=None, round: DispatchRo
     req = run_request(run, job, backends)
     for _ in range(CLAIM_TRIES):
         decision = round.decide(run, req, engine.clock.now())
-        if decision.action == "refuse":
+        if decision.action is Action.REFUSE:
             return finish_unlaunched(engine, run.id, FAILED, decision.reason)
-        if decision.action == "wait":
+        if decision.action is Action.WAIT:
             if run.placement.get("reason") != decision.reason:
                 run.placement = {"reason": decision.reason}
                 engine.store.update_run(run.id, expect=[QUEUED],  # a placement note, not a move

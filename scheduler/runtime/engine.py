@@ -14,7 +14,7 @@ from typing import Callable
 
 from ..core import placement
 from ..core.clock import Clock, SystemClock
-from ..core.dispatch import DispatchRound, request_for
+from ..core.dispatch import DispatchRound
 from ..core.errors import SpecError, UserError
 from ..core.runs import QUEUED, RunRecord, new_run_id
 from ..core.specs import JobSpec, RunOverrides
@@ -77,8 +77,6 @@ class Engine:
             self._index = cached
         self._index_checked = mono
         return cached[1]
-
-    request_for = staticmethod(request_for)
 
     # -- submit --------------------------------------------------------------------------------
     def submit(
@@ -151,7 +149,7 @@ class Engine:
         job = effective_spec(self.store.require("Job", job_name), overrides)
         index = self.shape_index()
         snapshot = index.snapshot(self.store.in_use_by_shape())
-        decision = placement.place(request_for(job), snapshot, self.store.duration_history(job.name), self.clock.now())
+        decision = placement.place(placement.PlacementRequest.for_job(job), snapshot, self.store.duration_history(job.name), self.clock.now())
         shape_name = decision.shape or (decision.cheapest.shape if decision.cheapest else None)
         if shape_name is None:
             raise UserError(f"job {job.name!r}: {decision.reason}")

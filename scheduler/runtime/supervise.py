@@ -43,7 +43,7 @@ def supervise(engine: "Engine", run: RunRecord, progress: Progress | None = None
         if status is not None:
             if status.timed_out:  # its own watchdog stopped it (e.g. while nobody supervised it)
                 return finish(engine, run, executor, status, TIMED_OUT, timed_out)
-            if (status.exit_code != 0 and run.attempt < job.retries and status.reason != "lost"
+            if (status.exit_code != 0 and run.attempt < job.retries and not status.is_lost
                     and not getattr(executor, "retries_itself", False)):  # k8s: backoffLimit retries
                 run = _retry(engine, run, status)
                 continue
