@@ -17,26 +17,18 @@ import logging
 import os
 import signal
 import threading
-from dataclasses import replace
 from datetime import datetime, timezone
-from pathlib import Path
 
-from ..core import lifecycle
 from ..core.clock import Clock, SystemClock
-from ..core.durations import format_duration
-from ..runtime.dispatch import run_deadline
-from ..runtime.engine import Engine
-from ..runtime.finish import owner_alive, record_end
 from ..core.errors import CostwiseError, UserError
-from ..executors import ExitStatus
-from ..executors.base import LOST
-from ..store.leader import leader_lock
+from ..core.runs import LIVE_STATES, STARTING, RunRecord
+from ..runtime.engine import Engine
+from ..runtime.finish import owner_alive
 from ..runtime.pipeline_runner import PipelineRunner
-from ..runtime.launch import run_dirs
-from ..core.runs import FAILED, LIVE_STATES, QUEUED, RUNNING, STARTING, SUCCEEDED, TIMED_OUT, RunRecord
+from ..store.leader import leader_lock
 from ..store.settings import Settings
-from ..core.specs import JobSpec
 from ..store.store import Store
+from . import adoption
 
 log = logging.getLogger("costwise.daemon")
 HEARTBEAT_S = 1.0
@@ -303,77 +295,8 @@ class Daemon:
         return handle.get("owner_pid") == os.getpid() and handle.get("owner_ct") == self.engine.owner["owner_ct"]
 
     def adopt(self, run: RunRecord) -> None:
-        handle = dict(run.handle)
-        replacing = self._owned_here(handle)  # one of this daemon's supervisor threads died
-        if run.state == STARTING and "pid" not in handle and run.backend in (None, "local"):
-            handle = self._find_local_launch(run)
-            if handle is None:
-                return
-        handle.setdefault("run_id", run.id)  # docker / kubernetes can find a run by its label alone
-        executor = self.engine.executor(run.backend or "local")
-        if executor.adopt(handle):
-            handle.update(self.engine.owner)
-            self.store.update_run(run.id, expect=lifecycle.sources(RUNNING), state=RUNNING, handle=handle,
-                                  **self._adopted_times(run, handle),
-                                  message="supervisor replaced" if replacing else "adopted after a daemon restart")
-            run = self.store.get_run(run.id)
-            if replacing:
-                log.warning("run %s had no supervisor (its thread died): supervising it again", run.id)
-            else:
-                log.info("adopted %s", run.id)
-            self._supervise(run)
-            return
-        status = executor.wait(handle, 0) or ExitStatus.lost()
-        ended = _ended_at(handle)
-        if run.started_at is None and handle.get("create_time"):  # it did start: say when
-            times = self._adopted_times(run, handle)
-            self.store.update_run(run.id, expect=LIVE_STATES, **times)
-            run = replace(run, **times)
-        if status.timed_out:
-            limit = format_duration(JobSpec.model_validate(run.spec).max_runtime)
-            record_end(self.engine, run, TIMED_OUT,
-                       f"max runtime {limit} reached (stopped by its watchdog while no supervisor watched)",
-                       status.exit_code, None, ended_at=ended)
-        elif status.exit_code is None:
-            record_end(self.engine, run, FAILED, LOST, None, None, ended_at=ended)
-        else:
-            state = SUCCEEDED if status.exit_code == 0 else FAILED
-            reason = None if state == SUCCEEDED else f"exit code {status.exit_code} (ended while no daemon watched)"
-            record_end(self.engine, run, state, reason, status.exit_code, None, ended_at=ended)
-        log.info("run %s was gone at restart: recorded", run.id)
-
-    def _adopted_times(self, run: RunRecord, handle: dict) -> dict:
-        """started_at / deadline_at / artifacts_dir a run adopted in its STARTING window never got:
-        its start is its process's start (psutil create_time), its deadline the claim's or start + max runtime."""
-        job = JobSpec.model_validate(run.spec)
-        created = handle.get("create_time") or 0
-        started = run.started_at or (datetime.fromtimestamp(created, timezone.utc) if created > 0 else self.clock.now())
-        times = {"started_at": started, "deadline_at": run_deadline(run, job, started)}
-        if not run.artifacts_dir:
-            times["artifacts_dir"] = str(run_dirs(self.settings, run, job)["artifacts"])
-        return times
-
-    def _find_local_launch(self, run: RunRecord) -> dict | None:
-        """A run claimed a slot but its handle was never saved: did its process ever start?"""
-        run_dir = self.settings.run_dir(run.id)
-        if not (run_dir / "run.log").exists():  # the log is created just before the process starts
-            self.store.update_run(run.id, expect=lifecycle.move(STARTING, QUEUED), state=QUEUED, shape=None,
-                                  backend=None, handle={}, message="requeued after a restart: it had not been launched")
-            self.wake.set()
-            return None
-        shape = self.engine.shape_index().by_name.get(run.shape)
-        sizes = {"vcpus": shape.vcpus if shape else 1, "gpus": shape.gpus if shape else 0}
-        found = self.engine.executor("local").find_launch(run.id, run_dir / "exit_code")
-        if found is not None:
-            return {**found, **sizes}
-        return {"pid": -1, "create_time": 0, "exit_file": str(run_dir / "exit_code"), "run_id": run.id, **sizes}
-
-
-def _ended_at(handle: dict) -> datetime | None:
-    exit_file = handle.get("exit_file")
-    if exit_file and Path(exit_file).exists():
-        return datetime.fromtimestamp(Path(exit_file).stat().st_mtime, timezone.utc)
-    return None
+        """Supervise a live run nobody watches, or record how it ended (see adoption.py)."""
+        adoption.adopt(self, run)
 
 
 def daemon_url(store, max_age_s: float = 5.0) -> str | None:
