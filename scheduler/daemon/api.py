@@ -143,7 +143,10 @@ def _handler_for(daemon, limits: Limits):
 
             from ..reporting.metrics import render
 
-            payload = render(daemon.registry)
+            try:
+                payload = render(daemon.registry)
+            except Exception as exc:  # noqa: BLE001 - a scrape that fails is answered, not dropped
+                return self._send(*_failure(exc, "GET /metrics"))
             self.send_response(200)
             self.send_header("Content-Type", CONTENT_TYPE_LATEST)
             if "gzip" in self.headers.get("Accept-Encoding", ""):  # Prometheus asks for it: 10x smaller
