@@ -93,6 +93,14 @@ def locked_job_store(store, tablename: str = "apscheduler_jobs"):
                 state["func"] = FIRE_FUNC
             return super()._reconstitute_job(pickle.dumps(state, self.pickle_protocol))
 
+        def start(self, scheduler, alias):
+            # Its own start creates the table in a deferred transaction (read, then write), which
+            # SQLite fails at once with "database is locked" while another writer is busy (a run an
+            # alert just started); a write transaction waits its turn instead.
+            with store.write() as conn:
+                self.jobs_t.create(conn, checkfirst=True)
+            super().start(scheduler, alias)  # finds the table: reads only
+
         def add_job(self, job):
             with store.write_lock():
                 super().add_job(job)

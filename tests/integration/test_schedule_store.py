@@ -3,6 +3,7 @@
 import pickle
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -35,3 +36,32 @@ def test_a_job_stored_under_the_old_module_path_is_kept_with_its_next_fire(app):
         assert job.next_run_time == first_fire
     finally:
         scheduler.shutdown(wait=False)
+
+
+def test_the_job_store_starts_while_another_writer_holds_the_catalog(app):
+    """A daemon became leader while a run an alert had just started was writing: APScheduler's own
+    start (read, then CREATE TABLE in one deferred transaction) died with 'database is locked'."""
+    import sqlite3
+    import threading
+    import time
+
+    if app.store.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's one-writer lock; PostgreSQL has no such failure")
+    other = sqlite3.connect(app.store.engine.url.database, timeout=30, isolation_level=None,
+                            check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("create table if not exists busy (x)")
+
+    def commit_soon():
+        time.sleep(0.5)
+        other.execute("insert into busy values (1)")
+        other.execute("COMMIT")
+
+    writer = threading.Thread(target=commit_soon)
+    writer.start()
+    try:
+        scheduler = paused_scheduler(app.store)  # waits its turn instead of failing
+        scheduler.shutdown(wait=False)
+    finally:
+        writer.join()
+        other.close()
