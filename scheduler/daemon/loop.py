@@ -129,7 +129,7 @@ class Daemon:
     def _shutdown(self, lock) -> None:
         self.stopping.set()
         self.wake.set()
-        if self.scheduler is not None:
+        if self.scheduler is not None and self.scheduler.running:  # (a failed start must not be masked)
             self.scheduler.shutdown(wait=False)
         if self.http is not None:
             self.http.shutdown()
