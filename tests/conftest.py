@@ -120,3 +120,48 @@ class Cli:
 @pytest.fixture
 def cli(home) -> Cli:
     return Cli(home)
+
+
+def costwise_in_process(home: Path, *args: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of one command line run in this process (fast: no interpreter start)."""
+    import contextlib
+    import io
+
+    from scheduler.cli.main import run_cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = run_cli(["--home", str(home), *args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def catalog_rows(home: Path):
+    """Every catalog entry of the SQLite catalog under home, with its version and spec (to see that nothing changed)."""
+    import sqlalchemy
+
+    from scheduler.store import schema as db
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{home / 'catalog.db'}")
+    try:
+        with engine.connect() as conn:
+            return sorted((r.kind, r.name, r.version, json.dumps(r.spec, sort_keys=True))
+                          for r in conn.execute(sqlalchemy.select(db.catalog)))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def daemons(home):
+    """Start real daemons on this test's home (keyword arguments go to DaemonProcess); all stopped after."""
+    from tests.daemon_harness import DaemonProcess
+
+    started = []
+
+    def start(**kw):
+        d = DaemonProcess(home, **kw)
+        started.append(d)
+        return d.start()
+
+    yield start
+    for d in started:
+        d.stop()

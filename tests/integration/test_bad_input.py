@@ -7,41 +7,17 @@ a traceback would); the ones about the machine (mounts, the console script) run 
 from __future__ import annotations
 
 import contextlib
-import io
 import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
-from scheduler.cli.main import run_cli
-from tests.conftest import Cli, write
+from tests.conftest import Cli, catalog_rows, costwise_in_process as costwise, write
 
 SHAPE = "kind: Shape\nname: small\nvcpus: 2\nmemory_gib: 4\nprice_per_hour: 0.1\n"
 JOB = "kind: Job\nname: train\nartifact: train.py\n"
 EXTRA = "kind: Shape\nname: extra\nvcpus: 1\nmemory_gib: 1\nprice_per_hour: 0.01\n---\n"
-
-
-def costwise(home: Path, *args: str) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of one in-process command line."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = run_cli(["--home", str(home), *args])
-    return code, out.getvalue(), err.getvalue()
-
-
-def catalog_rows(home: Path):
-    import sqlalchemy
-
-    from scheduler.store import schema as db
-
-    engine = sqlalchemy.create_engine(f"sqlite:///{home / 'catalog.db'}")
-    try:
-        with engine.connect() as conn:
-            return sorted(tuple(r) for r in conn.execute(sqlalchemy.select(db.catalog.c.kind, db.catalog.c.name,
-                                                                             db.catalog.c.version)))
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture

@@ -45,20 +45,6 @@ def project(tmp_path, cli):
     return root
 
 
-@pytest.fixture
-def daemons(home):
-    started = []
-
-    def start(**kw):
-        d = DaemonProcess(home, **kw)
-        started.append(d)
-        return d.start()
-
-    yield start
-    for d in started:
-        d.stop()
-
-
 def apply(cli, root, name, text):
     write(root / name, text)
     proc = cli("apply", str(root / name))

@@ -84,20 +84,6 @@ def kill_mode(request):
     return {"COSTWISE_CGROUPS": "off"}
 
 
-@pytest.fixture
-def daemons(home):
-    started = []
-
-    def start(**kw):
-        d = DaemonProcess(home, **kw)
-        started.append(d)
-        return d.start()
-
-    yield start
-    for d in started:
-        d.stop()
-
-
 def _alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE

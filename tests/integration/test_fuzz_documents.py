@@ -11,9 +11,7 @@ real daemon must start on the catalog the accepted cases left.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
 import random
 import shutil
@@ -23,8 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scheduler.cli.main import run_cli
 from scheduler.cli.examples import RETRAIN
+from tests.conftest import catalog_rows, costwise_in_process as costwise
 
 SEED = 20_240_610
 CASES = 360
@@ -169,27 +167,6 @@ def generate_cases(seed: int, count: int) -> list[bytes]:
             text = mutate_text(rng, serialise(rng, doc))
         cases.append(text)
     return cases
-
-
-def costwise(home: Path, *args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = run_cli(["--home", str(home), *args])
-    return code, out.getvalue(), err.getvalue()
-
-
-def catalog_rows(home: Path):
-    import sqlalchemy
-
-    from scheduler.store import schema as db
-
-    engine = sqlalchemy.create_engine(f"sqlite:///{home / 'catalog.db'}")
-    try:
-        with engine.connect() as conn:
-            return sorted((r.kind, r.name, r.version, json.dumps(r.spec, sort_keys=True))
-                          for r in conn.execute(sqlalchemy.select(db.catalog)))
-    finally:
-        engine.dispose()
 
 
 def check_catalog_still_serves_a_daemon(home: Path) -> None:
