@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import SpecError
+from ..store.report_queries import label_column
 
 FIELDS = ("job", "pipeline", "step", "shape", "backend", "state")
 TIME_KEYS = ("day", "week", "month")
@@ -17,8 +18,7 @@ LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}$")
 NONE = "(none)"
 
 
-def _label_column(key: str) -> str:
-    return f"label:{key}"
+_label_column = label_column  # the column a label's values are read into
 
 
 # -- grouping ----------------------------------------------------------------------------------

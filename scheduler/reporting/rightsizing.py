@@ -12,12 +12,10 @@ from __future__ import annotations
 from typing import Callable, Iterable, Mapping
 
 import pandas as pd
-from sqlalchemy import select
-
-from ..store import schema as db
 from ..core.placement import PlacementRequest, fits
 from ..core.runs import CACHED
 from ..core.specs import Requirements, ShapeSpec
+from ..store.report_queries import job_docs
 
 GIB = 2**30
 COLUMNS = ["job", "shape", "runs", "cpu_p95", "mem_p95_bytes", "mem_share_p95", "suggested_shape",
@@ -28,17 +26,8 @@ JobNeeds = tuple[Requirements, bool]  # the job's declared requirements, and whe
 
 def job_requirements(store, names: Iterable[str]) -> dict[str, JobNeeds]:
     """Declared requirements of the named jobs, straight from the catalog rows (no full parse)."""
-    names = list(names)
-    out: dict[str, JobNeeds] = {}
-    with store.engine.connect() as conn:
-        for i in range(0, len(names), 500):
-            rows = conn.execute(
-                select(db.catalog.c.name, db.catalog.c.spec)
-                .where(db.catalog.c.kind == "Job", db.catalog.c.name.in_(names[i:i + 500]))
-            )
-            for name, spec in rows:
-                out[name] = (Requirements.model_validate(spec.get("requirements") or {}), bool(spec.get("image")))
-    return out
+    return {name: (Requirements.model_validate(doc.get("requirements") or {}), bool(doc.get("image")))
+            for name, doc in job_docs(store, names).items()}
 
 
 def usage_by_job_shape(df: pd.DataFrame, shapes: Mapping[str, ShapeSpec], quantile: float) -> pd.DataFrame:

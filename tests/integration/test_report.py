@@ -17,6 +17,7 @@ from scheduler.core.errors import SpecError
 from scheduler.reporting.focus import CUSTOM, MANDATORY
 from scheduler.core.runs import RunRecord
 from scheduler.core.specs import JobSpec, ShapeSpec
+from scheduler.store import report_queries
 from scheduler.store.store import Store
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
@@ -113,12 +114,12 @@ def test_a_big_sqlite_history_is_read_in_parallel_slices_with_the_same_result(st
     assert store.dialect == "sqlite"
     history(store)
     serial = report.load_runs(store, labels=["team"], detail=True)
-    monkeypatch.setattr(report, "PARALLEL_READ_ROWS", 0)
+    monkeypatch.setattr(report_queries, "PARALLEL_READ_ROWS", 0)
     monkeypatch.setattr("os.cpu_count", lambda: 3)
-    slices = report._rowid_ranges(store)
+    slices = report_queries.rowid_ranges(store)
     assert len(slices) == 3 and slices[0][0] == 1 and all(a[1] + 1 == b[0] for a, b in zip(slices, slices[1:]))
-    query = report.runs_query("sqlite", labels=["team"], detail=True)
-    assert report._read_columnar(store, query, [c.name for c in query.selected_columns]) is not None  # no fallback
+    query = report_queries.runs_query("sqlite", labels=["team"], detail=True)
+    assert report_queries.read_columnar(store, query, [c.name for c in query.selected_columns]) is not None  # no fallback
     parallel = report.load_runs(store, labels=["team"], detail=True)
     pd.testing.assert_frame_equal(serial, parallel)
 
@@ -355,7 +356,7 @@ def test_columnar_and_row_readers_agree(settings, monkeypatch):
     store.apply(SHAPES)
     history(store)
     columnar = report.load_runs(store, labels=["team", "project"], detail=True)
-    monkeypatch.setattr(report, "_read_columnar", lambda *args: None)
+    monkeypatch.setattr(report_queries, "read_columnar", lambda *args: None)
     rows = report.load_runs(store, labels=["team", "project"], detail=True)
     assert list(columnar.columns) == list(rows.columns) and columnar.dtypes.equals(rows.dtypes)
     for name in columnar.columns:
