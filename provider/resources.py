@@ -33,6 +33,7 @@ class ComputeShapeArgs:
     gpu_type: Optional[Input[str]] = None
     gpu_memory_gib: Optional[Input[float]] = None
     spot_price_per_hour: Optional[Input[float]] = None
+    spot_interruptions_per_hour: Optional[Input[float]] = None
     capacity: Optional[Input[int]] = None
     labels: Optional[Input[Mapping[str, Input[str]]]] = None
     region: Optional[Input[str]] = None
@@ -60,6 +61,9 @@ class JobArgs:
     labels: Optional[Input[Mapping[str, Input[str]]]] = None
     schedule: Optional[Input[Mapping[str, Any]]] = None
     hooks: Optional[Input[Mapping[str, Any]]] = None
+    spot: Optional[Input[str]] = None  # never | allowed | required
+    checkpoint_interval: Optional[Input[Any]] = None
+    deadline: Optional[Input[Any]] = None
     db: Optional[Input[str]] = None
     cancel_runs_on_delete: Optional[Input[bool]] = None
 

@@ -47,6 +47,7 @@ from .bounds import (
 from .durations import duration_words, parse_duration
 from .errors import SpecError
 from .plain_values import short_repr
+from .spot import INTERRUPTIONS_PER_HOUR_MAX, SpotPolicy
 from .spec_errors import describe_error, refuse_out_of_bounds as _refuse_out_of_bounds  # noqa: F401 (re-exported)
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
@@ -146,6 +147,7 @@ class ShapeSpec(Spec):
     gpu_memory_gib: float = Field(0.0, ge=0, le=GPU_MEMORY_GIB_MAX)
     price_per_hour: float = Field(ge=0, le=PRICE_PER_HOUR_MAX)
     spot_price_per_hour: float | None = Field(None, ge=0, le=PRICE_PER_HOUR_MAX)
+    spot_interruptions_per_hour: float | None = Field(None, ge=0, le=INTERRUPTIONS_PER_HOUR_MAX)
     capacity: int = Field(1, ge=1, le=CAPACITY_MAX)
     labels: Labels = {}
     region: str | None = None
@@ -238,6 +240,9 @@ class JobSpec(Spec):
     labels: Labels = {}
     schedule: Schedule | None = None
     hooks: Hooks = Hooks()
+    spot: SpotPolicy = SpotPolicy.NEVER
+    checkpoint_interval: Annotated[Seconds | None, _duration("checkpoint_interval")] = None
+    deadline: Annotated[Seconds | None, _duration("deadline")] = None
 
     @field_validator("max_runtime")
     @classmethod
@@ -261,6 +266,14 @@ class JobSpec(Spec):
         both = set(self.env) & set(self.secret_env)
         if both:
             raise ValueError(f"{sorted(both)[0]!r} is in both env and secret_env")
+        return self
+
+    @model_validator(mode="after")
+    def _deadline_within_runtime(self) -> "JobSpec":
+        if self.deadline is not None and not 0 < self.deadline <= self.max_runtime:
+            raise ValueError(f"deadline {self.deadline:g}s is outside (0s, max_runtime {self.max_runtime:g}s]")
+        if self.checkpoint_interval is not None and self.checkpoint_interval <= 0:
+            raise ValueError("checkpoint_interval must be more than 0s")
         return self
 
 

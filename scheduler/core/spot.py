@@ -1,0 +1,149 @@
+"""Spot (preemptible) capacity: what a spot offer is expected to cost, and when a deadline forbids it.
+
+Pure: times are given by the caller (its clock), nothing is read or stored here.
+
+The expected cost of a spot offer counts the work a preemption throws away and the restart after it,
+under memoryless preemptions at a rate λ per hour (the model the replay draws from). A job that
+checkpoints every ``c`` seconds runs as segments of length ``c``; a segment that is preempted is
+redone from its start after a restart of ``r`` seconds, so a segment takes in expectation
+``(1/λ + r)·(e^{λc} − 1)`` seconds (the classic result for restart-from-checkpoint under Poisson
+failures, e.g. Daly, "A higher order estimate of the optimum checkpoint interval", FGCS 2006). A job
+that never checkpoints is one segment as long as the job.
+
+The deadline rule is the *Can't Be Late* rule (Wu et al., NSDI '24, §4): use spot only while the slack
+left — deadline − now − expected remaining time on on-demand − what one more preemption would cost —
+stays positive; once it is gone the run goes to on-demand and stays there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class SpotPolicy(StrEnum):
+    """What a job allows: ``never`` (the default), ``allowed`` (spot while the deadline permits),
+    ``required`` (spot only, even past its deadline)."""
+
+    NEVER = "never"
+    ALLOWED = "allowed"
+    REQUIRED = "required"
+
+
+class Market(StrEnum):
+    """Which market an attempt runs on (the run record's ``market``; FOCUS's pricing category)."""
+
+    ON_DEMAND = "on_demand"
+    SPOT = "spot"
+
+
+# Relaunching a preempted run and reloading its checkpoint: the *Can't Be Late* paper's "small
+# overhead" setting is 0.05 h (3 minutes); its large one 0.2 h.
+RESTART_OVERHEAD_S = 180.0
+
+# Expected interruptions per hour of spot use when a shape does not say (`spot_interruptions_per_hour`).
+# Clouds publish no per-hour rate: AWS's Spot Instance Advisor buckets pools by the share of instances
+# interrupted per *month* (<5 %, 5–10 %, …, >20 %), i.e. well under 0.001/h for most pools; Azure shows
+# eviction-rate bands of the same kind; GCP's preemptible VMs live at most 24 h (≥ 0.042/h), with a
+# bathtub-shaped hazard (Kadupitiya et al., arXiv:1911.05160). GPU pools are far scarcer (the
+# *Can't Be Late* V100 traces on AWS show spot available only part of each day). So these defaults are
+# deliberately conservative constants, not measurements: a GPU spot instance is assumed to be lost
+# once every 5 hours, a CPU one once every 20.
+DEFAULT_GPU_INTERRUPTIONS_PER_HOUR = 0.2
+DEFAULT_CPU_INTERRUPTIONS_PER_HOUR = 0.05
+# A rate above one a minute is no market anyone can use; documents are refused beyond it.
+INTERRUPTIONS_PER_HOUR_MAX = 60.0
+
+
+def default_interruptions_per_hour(gpus: float) -> float:
+    return DEFAULT_GPU_INTERRUPTIONS_PER_HOUR if gpus > 0 else DEFAULT_CPU_INTERRUPTIONS_PER_HOUR
+
+
+def interruption_rate(declared: float | None, gpus: float) -> float:
+    """Interruptions per hour on a shape's spot market: what it declares, else the default."""
+    return default_interruptions_per_hour(gpus) if declared is None else declared
+
+
+def expected_spot_seconds(work_s: float, per_hour: float, checkpoint_interval_s: float | None,
+                          restart_s: float = RESTART_OVERHEAD_S) -> float:
+    """Expected wall seconds to finish ``work_s`` seconds of work on spot (lost work and restarts
+    included); ``math.inf`` when preemptions come too often for the job to ever finish in expectation."""
+    if work_s <= 0:
+        return 0.0
+    if per_hour <= 0:
+        return work_s
+    segment = work_s if not checkpoint_interval_s else min(checkpoint_interval_s, work_s)
+    rate = per_hour / 3600.0
+    exponent = rate * segment
+    if exponent > 700:  # e^700 is near the float limit: no such run finishes
+        return math.inf
+    return (work_s / segment) * (1.0 / rate + restart_s) * math.expm1(exponent)
+
+
+def expected_spot_cost(spot_price_per_hour: float, work_s: float, per_hour: float,
+                       checkpoint_interval_s: float | None, restart_s: float = RESTART_OVERHEAD_S) -> float:
+    """Dollars a spot attempt is expected to cost: every second used is billed, redone work included."""
+    seconds = expected_spot_seconds(work_s, per_hour, checkpoint_interval_s, restart_s)
+    return math.inf if math.isinf(seconds) else spot_price_per_hour * seconds / 3600.0
+
+
+def work_at_risk_s(checkpoint_interval_s: float | None, remaining_s: float) -> float:
+    """The most work one preemption can throw away: a checkpoint interval, or all that is left."""
+    return remaining_s if not checkpoint_interval_s else min(checkpoint_interval_s, remaining_s)
+
+
+def lost_seconds(attempt_s: float, checkpoint_interval_s: float | None,
+                 since_last_checkpoint_s: float | None = None) -> float:
+    """Work a preempted attempt lost: the time since its last checkpoint when that is known, else
+    the most it can have lost (its checkpoint interval, or the whole attempt)."""
+    bound = attempt_s if not checkpoint_interval_s else min(checkpoint_interval_s, attempt_s)
+    if since_last_checkpoint_s is None:
+        return max(bound, 0.0)
+    return max(0.0, min(since_last_checkpoint_s, attempt_s))
+
+
+@dataclass(frozen=True)
+class MarketGate:
+    """Which markets a run may use right now, and why (shown in placement reasons)."""
+
+    spot: bool
+    on_demand: bool
+    reason: str
+    slack_s: float | None = None
+
+    @property
+    def gave_up_spot(self) -> bool:
+        """Spot was allowed by the job but the deadline took it away (sticky from then on)."""
+        return not self.spot and self.on_demand and self.slack_s is not None
+
+
+def market_gate(policy: SpotPolicy, *, now: datetime, deadline_at: datetime | None,
+                remaining_on_demand_s: float | None, checkpoint_interval_s: float | None,
+                gave_up_before: bool = False, restart_s: float = RESTART_OVERHEAD_S) -> MarketGate:
+    """The *Can't Be Late* gate (Wu et al., NSDI '24): spot only while the slack left stays positive.
+
+    The slack keeps room for one more preemption (its lost work and a restart), so a run that is
+    preempted right after it was placed on spot can still finish on on-demand by its deadline."""
+    if policy is SpotPolicy.NEVER:
+        return MarketGate(spot=False, on_demand=True, reason="the job says spot: never")
+    if policy is SpotPolicy.REQUIRED:
+        late = deadline_at is not None and now > deadline_at
+        why = "spot: required (never falls back" + (", and its deadline has passed)" if late else ")")
+        return MarketGate(spot=True, on_demand=False, reason=why)
+    if gave_up_before:
+        return MarketGate(spot=False, on_demand=True, slack_s=0.0,
+                          reason="on-demand since its slack ran out (spot is not tried again)")
+    if deadline_at is None:
+        return MarketGate(spot=True, on_demand=True, reason="spot allowed, no deadline")
+    if remaining_on_demand_s is None:
+        return MarketGate(spot=False, on_demand=True, slack_s=None,
+                          reason="on-demand: no duration estimate yet to judge the slack before the deadline")
+    remaining = remaining_on_demand_s
+    slack = (deadline_at - now).total_seconds() - remaining - work_at_risk_s(checkpoint_interval_s, remaining) - restart_s
+    if slack > 0:
+        return MarketGate(spot=True, on_demand=True, slack_s=slack,
+                          reason=f"spot allowed: {slack:,.0f}s of slack before the deadline")
+    return MarketGate(spot=False, on_demand=True, slack_s=slack,
+                      reason=f"on-demand: the slack is gone ({slack:,.0f}s) and the deadline must be met")
