@@ -12,6 +12,7 @@ from ..core.errors import CostwiseError
 from ..core.placement import Action
 from ..core.runs import FAILED, QUEUED, RUNNING, STARTING, RunRecord
 from ..core.specs import JobSpec
+from ..core.supervision import deadline_from_claim
 from .faults import crash_point
 from .finish import finish_unlaunched
 from .launch import build_launch
@@ -70,7 +71,7 @@ def _claim(engine: "Engine", run: RunRecord, job: JobSpec, req, decision: placem
         ],
     }
     # the deadline is set with the claim: a run is never live without one, whoever dies when
-    deadline = engine.clock.now() + timedelta(seconds=job.max_runtime)
+    deadline = deadline_from_claim(engine.clock.now(), job.max_runtime)
     claimed = engine.store.claim_slot(
         run.id, shape.name, shape.capacity,
         backend=shape.backend, price_per_hour=shape.price_per_hour, placement=info, handle=engine.owner,

@@ -176,10 +176,8 @@ class PipelineRunner:
 
     def wait_for(self, prun_id: str, poll_s: float = 0.25) -> dict[str, Any]:
         """Wait for a pipeline run that the daemon executes."""
-        import time
-
         while self.runs.get(prun_id)["state"] in ("QUEUED", "RUNNING"):
-            time.sleep(poll_s)
+            self.engine.clock.sleep(poll_s)
         return self.record(prun_id)
 
     def cancel(self, prun_id: str) -> dict[str, Any]:

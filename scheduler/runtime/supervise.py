@@ -10,6 +10,7 @@ from ..core import lifecycle
 from ..core.durations import format_duration
 from ..core.runs import CANCELED, LIVE_STATES, QUEUED, RUNNING, STARTING, TIMED_OUT, RunRecord
 from ..core.specs import JobSpec
+from ..core.supervision import Cadence, Outcome, Seen, watch
 from ..executors import ExitStatus
 from ..executors.base import capped_grace
 from .dispatch import launch_run, run_deadline, try_start
@@ -20,51 +21,40 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 Progress = Callable[[RunRecord, float], None]
-CANCEL_CHECK_S = 0.5
-FIRST_SAMPLE_S, FIRST_SAMPLE_EVERY_S, MAX_SAMPLE_EVERY_S = 0.01, 0.02, 2.0
 
 
 def supervise(engine: "Engine", run: RunRecord, progress: Progress | None = None) -> RunRecord:
-    """Watch a running run until it ends: deadline, cancel requests, samples, retries."""
+    """Watch a running run until it ends: deadline, cancel requests, samples, retries (core/supervision.py)."""
     crash_point("supervise")
     clock, executor = engine.clock, engine.executor(run.backend)
     job = JobSpec.model_validate(run.spec)
-    grace = capped_grace(job.stop_grace)
     timed_out = f"max runtime {format_duration(job.max_runtime)} reached"
     if run.deadline_at is None:  # written by an older version: never supervise without one
         run = replace(run, deadline_at=run_deadline(run, job, clock.now()))
-    start_mono = clock.monotonic()
-    sample_every, next_sample = FIRST_SAMPLE_EVERY_S, start_mono + FIRST_SAMPLE_S
-    next_check = start_mono + CANCEL_CHECK_S
+    cadence = Cadence.starting(clock.monotonic())
     while True:
-        now_mono = clock.monotonic()
-        remaining = (run.deadline_at - clock.now()).total_seconds()
-        status = executor.wait(run.handle, max(0.0, min(remaining, next_sample - now_mono, next_check - now_mono)))
-        if status is not None:
-            if status.timed_out:  # its own watchdog stopped it (e.g. while nobody supervised it)
-                return finish(engine, run, executor, status, TIMED_OUT, timed_out)
-            if (status.exit_code != 0 and run.attempt < job.retries and not status.is_lost
-                    and not getattr(executor, "retries_itself", False)):  # k8s: backoffLimit retries
-                run = _retry(engine, run, status)
-                continue
-            return finish(engine, run, executor, status)
-        now_mono = clock.monotonic()
-        if (run.deadline_at - clock.now()).total_seconds() <= 0:
-            return finish(engine, run, executor, executor.cancel(run.handle, grace), TIMED_OUT, timed_out)
-        if now_mono >= next_check:
-            next_check = now_mono + CANCEL_CHECK_S
-            current = engine.store.get_run(run.id)
-            if current.cancel_requested_at is not None:
-                status = executor.cancel(run.handle, grace)
-                return finish(engine, run, executor, status, CANCELED, "canceled by request")
-            if current.finished:  # finished by someone else (e.g. marked lost)
-                return current
-        if now_mono >= next_sample:
-            executor.sample(run.handle)
-            sample_every = min(sample_every * 2, MAX_SAMPLE_EVERY_S)
-            next_sample = now_mono + sample_every
-            if progress:
-                progress(run, now_mono - start_mono)
+        can_retry = run.attempt < job.retries and not getattr(executor, "retries_itself", False)  # k8s: backoffLimit
+        watched = watch(clock, executor, run.handle, run.deadline_at, grace_s=capped_grace(job.stop_grace),
+                        can_retry=can_retry, check=lambda: _seen(engine, run.id), cadence=cadence,
+                        on_sample=(lambda elapsed: progress(run, elapsed)) if progress else None)
+        outcome, status = watched.outcome, watched.status
+        if outcome is Outcome.RETRY:
+            run = _retry(engine, run, status)
+            continue
+        if outcome is Outcome.ENDED_ELSEWHERE:
+            return engine.store.get_run(run.id)
+        if outcome in (Outcome.WATCHDOG, Outcome.DEADLINE):
+            return finish(engine, run, executor, status, TIMED_OUT, timed_out)
+        if outcome is Outcome.CANCEL:
+            return finish(engine, run, executor, status, CANCELED, "canceled by request")
+        return finish(engine, run, executor, status)
+
+
+def _seen(engine: "Engine", run_id: str) -> Seen:
+    current = engine.store.get_run(run_id)
+    if current.cancel_requested_at is not None:
+        return Seen.CANCEL_REQUESTED
+    return Seen.FINISHED if current.finished else Seen.LIVE
 
 
 def _retry(engine: "Engine", run: RunRecord, status: ExitStatus) -> RunRecord:
