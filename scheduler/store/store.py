@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from . import schema as db
+from .pipeline_runs import PipelineRunStore
 from ..core import budgets as _registers_the_budget_kind  # noqa: F401
 from ..core import pipelines as _registers_the_pipeline_kind  # noqa: F401
 from ..core.errors import NotFound, SpecError
@@ -277,8 +278,8 @@ class Store:
             return [dict(r._mapping) for r in rows]
 
     @property
-    def pipeline_runs(self) -> "PipelineRunStore":
-        return PipelineRunStore(self)
+    def pipeline_runs(self) -> PipelineRunStore:
+        return PipelineRunStore(self.engine, self.write)
 
     def count_live_runs(self, job: str | None = None, pipeline: str | None = None) -> int:
         query = select(func.count()).select_from(db.runs).where(db.runs.c.state.in_(("QUEUED",) + LIVE_STATES))
@@ -295,54 +296,6 @@ class Store:
                     )
                 ).scalar_one()
             return count
-
-
-class PipelineRunStore:
-    """Pipeline runs: the DAG-level record (its steps are ordinary runs with pipeline_run set)."""
-
-    def __init__(self, store: Store):
-        self.engine = store.engine
-        self.write = store.write
-
-    def create(self, **values: Any) -> dict[str, Any]:
-        try:
-            with self.write() as conn:
-                conn.execute(insert(db.pipeline_runs).values(**values))
-        except IntegrityError:
-            if not values.get("fire_key"):
-                raise
-            with self.engine.connect() as conn:
-                row = conn.execute(select(db.pipeline_runs).where(db.pipeline_runs.c.fire_key == values["fire_key"])).first()
-            if row is None:
-                raise
-            return dict(row._mapping)
-        return self.get(values["id"])
-
-    def get(self, prun_id: str) -> dict[str, Any]:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(db.pipeline_runs).where(db.pipeline_runs.c.id == prun_id)).first()
-        if row is None:
-            raise NotFound(f"pipeline run {prun_id!r} is not in the history")
-        return dict(row._mapping)
-
-    def update(self, prun_id: str, *, expect: Sequence[str] | None = None, **values: Any) -> bool:
-        cond = db.pipeline_runs.c.id == prun_id
-        if expect is not None:
-            cond = and_(cond, db.pipeline_runs.c.state.in_(list(expect)))
-        with self.write() as conn:
-            return conn.execute(update(db.pipeline_runs).where(cond).values(**values)).rowcount > 0
-
-    def list(self, pipeline: str | None = None, state: str | Sequence[str] | None = None, limit: int | None = 50) -> list[dict[str, Any]]:
-        query = select(db.pipeline_runs)
-        if pipeline:
-            query = query.where(db.pipeline_runs.c.pipeline == pipeline)
-        if state:
-            query = query.where(db.pipeline_runs.c.state.in_([state] if isinstance(state, str) else list(state)))
-        query = query.order_by(db.pipeline_runs.c.queued_at.desc(), db.pipeline_runs.c.id.desc())
-        if limit:
-            query = query.limit(limit)
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
 
 
 def _stored_spec(doc: Any, kind: str, name: str) -> Spec:
