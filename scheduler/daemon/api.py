@@ -46,128 +46,132 @@ def start_api(daemon, host: str, port: int, limits: Limits | None = None) -> Thr
     return server
 
 
-def _handler_for(daemon, limits: Limits):
-    loopback_only = not daemon.token  # the daemon refuses to start off loopback without a token
+def _handler_for(daemon, limits: Limits) -> type[BaseHTTPRequestHandler]:
+    return type("Handler", (ApiHandler,), {"daemon": daemon, "limits": limits, "timeout": limits.idle_timeout_s})
 
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "costwise"
-        timeout = limits.idle_timeout_s
 
-        def setup(self):
-            super().setup()
-            self.rfile.close()  # replaced by a reader that also keeps the request deadline
-            self._reader = DeadlineReader(self.connection, limits.idle_timeout_s)
-            self.rfile = io.BufferedReader(self._reader)
+class ApiHandler(BaseHTTPRequestHandler):
+    """One connection's requests; ``daemon`` and ``limits`` are set by ``_handler_for``."""
 
-        def handle_one_request(self):
-            # The deadline counts from waiting for the request line: idle, head and body together.
-            self._reader.deadline = time.monotonic() + limits.request_deadline_s
-            super().handle_one_request()
+    server_version = "costwise"
+    daemon: Any = None
+    limits: Limits = None  # type: ignore[assignment]
 
-        def log_message(self, fmt, *args):  # quiet: the daemon logs what matters
-            log.debug("%s " + fmt, self.address_string(), *args)
+    def setup(self):
+        super().setup()
+        self.rfile.close()  # replaced by a reader that also keeps the request deadline
+        self._reader = DeadlineReader(self.connection, self.limits.idle_timeout_s)
+        self.rfile = io.BufferedReader(self._reader)
 
-        def do_GET(self):
-            self._serve("GET")
+    def handle_one_request(self):
+        # The deadline counts from waiting for the request line: idle, head and body together. It stays on
+        # time.monotonic, not the daemon's clock: it bounds socket timeouts, which only real time passes.
+        self._reader.deadline = time.monotonic() + self.limits.request_deadline_s
+        super().handle_one_request()
 
-        def do_POST(self):
-            self._serve("POST")
+    def log_message(self, fmt, *args):  # quiet: the daemon logs what matters
+        log.debug("%s " + fmt, self.address_string(), *args)
 
-        def do_OPTIONS(self):
-            """No CORS preflight is ever granted: an answer without any Access-Control-Allow-* header."""
+    def do_GET(self):
+        self._serve("GET")
+
+    def do_POST(self):
+        self._serve("POST")
+
+    def do_OPTIONS(self):
+        """No CORS preflight is ever granted: an answer without any Access-Control-Allow-* header."""
+        self._request_read()
+        self.send_response(204)
+        self.send_header("Allow", "GET, POST, OPTIONS")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _serve(self, method: str) -> None:
+        url = urlsplit(self.path)
+        refusal = self._refusal(method)
+        if refusal:
+            return self._refuse(refusal)
+        if url.path == "/metrics" and method == "GET":
             self._request_read()
-            self.send_response(204)
-            self.send_header("Allow", "GET, POST, OPTIONS")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            return self._metrics()
+        found = _route(method, url.path)
+        if found is None:
+            return self._refuse(Refusal(404, f"no route for {method} {url.path}"))
+        action, groups = found
+        raw = b""
+        if method == "POST":
+            length = check_body_head(self.headers, self.limits.max_body_bytes)
+            if isinstance(length, Refusal):
+                return self._refuse(length)
+            raw = self.rfile.read(length)
+            if len(raw) < length:  # the client hung up mid-body
+                self.close_connection = True
+                return
+        self._request_read()
+        try:
+            given = parse_json_object(raw) if method == "POST" else url.query
+            status, body = action(self.daemon, given, *groups)
+        except Exception as exc:  # noqa: BLE001 - every failure is answered, none drops the connection
+            status, body = _failure(exc, f"{method} {url.path}")
+        self._send(status, body)
 
-        def _serve(self, method: str) -> None:
-            url = urlsplit(self.path)
-            refusal = self._refusal(method)
-            if refusal:
-                return self._refuse(refusal)
-            if url.path == "/metrics" and method == "GET":
-                self._request_read()
-                return self._metrics()
-            found = _route(method, url.path)
-            if found is None:
-                return self._refuse(Refusal(404, f"no route for {method} {url.path}"))
-            action, groups = found
-            raw = b""
-            if method == "POST":
-                length = check_body_head(self.headers, limits.max_body_bytes)
-                if isinstance(length, Refusal):
-                    return self._refuse(length)
-                raw = self.rfile.read(length)
-                if len(raw) < length:  # the client hung up mid-body
-                    self.close_connection = True
-                    return
-            self._request_read()
-            try:
-                given = parse_json_object(raw) if method == "POST" else url.query
-                status, body = action(daemon, given, *groups)
-            except Exception as exc:  # noqa: BLE001 - every failure is answered, none drops the connection
-                status, body = _failure(exc, f"{method} {url.path}")
-            self._send(status, body)
+    def _refusal(self, method: str) -> Refusal | None:
+        host = self.headers.get("Host")
+        # (the daemon refuses to start off loopback without a token)
+        if refusal := check_host(host, not self.daemon.token):
+            return refusal
+        if self.daemon.token and not self._authorized():
+            return Refusal(401, "missing or wrong bearer token")
+        return check_origin(self.headers, host) if method == "POST" else None
 
-        def _refusal(self, method: str) -> Refusal | None:
-            host = self.headers.get("Host")
-            if refusal := check_host(host, loopback_only):
-                return refusal
-            if daemon.token and not self._authorized():
-                return Refusal(401, "missing or wrong bearer token")
-            return check_origin(self.headers, host) if method == "POST" else None
+    def _authorized(self) -> bool:
+        given = self.headers.get("Authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {self.daemon.token}".encode())
 
-        def _authorized(self) -> bool:
-            given = self.headers.get("Authorization", "")
-            return hmac.compare_digest(given.encode(), f"Bearer {daemon.token}".encode())
+    def _request_read(self) -> None:
+        """The whole request is in: no deadline on reading any more, the idle timeout on answering."""
+        self._reader.deadline = None
+        self.connection.settimeout(self.limits.idle_timeout_s)
 
-        def _request_read(self) -> None:
-            """The whole request is in: no deadline on reading any more, the idle timeout on answering."""
-            self._reader.deadline = None
-            self.connection.settimeout(limits.idle_timeout_s)
+    def _refuse(self, refusal: Refusal) -> None:
+        self._request_read()
+        self._send(refusal.status, {"error": one_line(refusal.message)}, close=True)  # a body may be unread
 
-        def _refuse(self, refusal: Refusal) -> None:
-            self._request_read()
-            self._send(refusal.status, {"error": one_line(refusal.message)}, close=True)  # a body may be unread
+    def send_error(self, code, message=None, explain=None):
+        """The stdlib's own refusals (bad request line, 414, 431, 501) in JSON like every answer."""
+        default = self.responses.get(code, ("error",))[0]
+        self._send(code, {"error": one_line(message or default)}, close=True)
 
-        def send_error(self, code, message=None, explain=None):
-            """The stdlib's own refusals (bad request line, 414, 431, 501) in JSON like every answer."""
-            default = self.responses.get(code, ("error",))[0]
-            self._send(code, {"error": one_line(message or default)}, close=True)
+    def _metrics(self) -> None:
+        import gzip
 
-        def _metrics(self) -> None:
-            import gzip
+        from prometheus_client import CONTENT_TYPE_LATEST
 
-            from prometheus_client import CONTENT_TYPE_LATEST
+        from ..reporting.metrics import render
 
-            from ..reporting.metrics import render
+        try:
+            payload = render(self.daemon.registry)
+        except Exception as exc:  # noqa: BLE001 - a scrape that fails is answered, not dropped
+            return self._send(*_failure(exc, "GET /metrics"))
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+        if "gzip" in self.headers.get("Accept-Encoding", ""):  # Prometheus asks for it: 10x smaller
+            payload = gzip.compress(payload, 1)
+            self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
-            try:
-                payload = render(daemon.registry)
-            except Exception as exc:  # noqa: BLE001 - a scrape that fails is answered, not dropped
-                return self._send(*_failure(exc, "GET /metrics"))
-            self.send_response(200)
-            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-            if "gzip" in self.headers.get("Accept-Encoding", ""):  # Prometheus asks for it: 10x smaller
-                payload = gzip.compress(payload, 1)
-                self.send_header("Content-Encoding", "gzip")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
+    def _send(self, status: int, body: Any, close: bool = False) -> None:
+        payload = json.dumps(body, default=str).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        if close:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
             self.wfile.write(payload)
-
-        def _send(self, status: int, body: Any, close: bool = False) -> None:
-            payload = json.dumps(body, default=str).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            if close:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
-
-    return Handler
 
 
 def one_line(message: str) -> str:

@@ -62,7 +62,8 @@ class CappedThreadingServer(ThreadingHTTPServer):
 
 
 class DeadlineReader(io.RawIOBase):
-    """Reads a connection with the idle timeout per read, and no read past ``deadline`` (monotonic)."""
+    """Reads a connection with the idle timeout per read, and no read past ``deadline`` (time.monotonic:
+    these are the OS's socket timeouts, which pass in real time whatever clock the daemon runs on)."""
 
     def __init__(self, sock: socket.socket, idle_timeout_s: float):
         self._sock, self._idle_timeout_s = sock, idle_timeout_s
