@@ -194,6 +194,11 @@ class _Builder:
         order = self.order.setdefault(kind, len(self.order))
         base = Offer(kind, vcpus, memory, gpus=0.0, gpu_type=None, gpu_memory_gib=0.0, price_per_hour=price,
                      spot_price_per_hour=spot, region=region, zone=zone, layout="vm_row", order=order, host=kind)
+        return self._vm_offer(base, row, accel, count)
+
+    def _vm_offer(self, base: Offer, row: dict, accel: str, count: float | None) -> str | None:
+        """Keep a VM row's offer: with the accelerators its row names, its family implies, or none."""
+        kind = base.instance_type
         if accel:
             if count is None or count <= 0:
                 return "bad_accelerator_count"
