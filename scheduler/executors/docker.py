@@ -15,6 +15,9 @@
   one-shot container stats (cumulative CPU since the container started, working-set memory, as
   ``docker stats`` shows it); the exit code and ``OOMKilled`` come from the container's state,
   which survives a daemon restart; the container is removed once its logs are copied.
+
+Here: launch, the watcher threads (logs, exit), wait, sampling, cancel and adopt; the container spec
+and its creation are ``docker_spec``, reading the engine's state and stats is ``docker_state``.
 """
 
 from __future__ import annotations
@@ -27,24 +30,21 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.errors import CostwiseError
-from .gpu import GPU, GpuSamples
 from .base import ExitStatus, LaunchSpec, TrackedRuns, Usage
-from .logcopy import LogCopier, parse_ts
+from .docker_spec import (GIB, HOST_ONLY_ENV, LOG_LABEL, MANAGED_LABEL, RUN_LABEL, DockerError, bind_mounts,
+                          container_env, container_name, create, explain)
+from .docker_spec import container_spec as _container_spec
+from .docker_state import cpu_util, epoch, status_from_state, working_set
+from .gpu import GPU, GpuSamples
+from .logcopy import LogCopier
 from .throttled_log import ThrottledWarnings
 
-RUN_LABEL = "costwise-run-id"
-LOG_LABEL = "costwise.log"  # where the run's log goes: lets a restart adopt from the label alone
-MANAGED_LABEL = "costwise.managed"
-HOST_ONLY_ENV = frozenset({"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR"})
-GIB = 1024**3
+__all__ = ["DockerExecutor", "DockerError", "RUN_LABEL", "LOG_LABEL", "MANAGED_LABEL", "HOST_ONLY_ENV", "GIB",
+           "container_name", "container_env", "bind_mounts"]
+
 STOP_WAIT_EXTRA_S = 30.0
 
 log = logging.getLogger(__name__)
-
-
-class DockerError(CostwiseError):
-    """The Docker engine refused or could not be reached."""
 
 
 @dataclass
@@ -90,32 +90,7 @@ class DockerExecutor(TrackedRuns):
     # -- the container spec --------------------------------------------------------------------
     def container_spec(self, spec: LaunchSpec, redact: bool = False) -> dict[str, Any]:
         """Keyword arguments for ``client.containers.create``: what launch runs and dry-run prints."""
-        from docker.types import DeviceRequest, Mount
-
-        if not spec.image:
-            raise CostwiseError(f"job {spec.job!r}: a docker shape needs the job's `image`")
-        mem = int(spec.shape.memory_gib * GIB)
-        kwargs: dict[str, Any] = {
-            "image": spec.image,
-            "command": list(spec.argv),
-            "name": container_name(spec.run_id),
-            "working_dir": str(spec.workdir),
-            "environment": container_env(spec, redact),
-            "labels": {**spec.labels, MANAGED_LABEL: "true", LOG_LABEL: str(spec.log_path)},
-            "user": f"{os.getuid()}:{os.getgid()}",
-            "init": True,
-            "nano_cpus": int(spec.shape.vcpus * 1e9),
-            "mem_limit": mem,
-            "memswap_limit": mem,
-            "mounts": [
-                Mount(target=target, source=source, type="bind", read_only=ro)
-                for target, source, ro in bind_mounts(spec)
-            ],
-            "detach": True,
-        }
-        if spec.shape.gpus > 0:
-            kwargs["device_requests"] = [DeviceRequest(count=math.ceil(spec.shape.gpus), capabilities=[["gpu"]])]
-        return kwargs
+        return _container_spec(spec, redact)
 
     def describe(self, spec: LaunchSpec) -> dict[str, Any]:
         kwargs = self.container_spec(spec, redact=True)
@@ -137,7 +112,7 @@ class DockerExecutor(TrackedRuns):
         api = self.client.api
         kwargs["nano_cpus"] = min(kwargs["nano_cpus"], self._host_cpus() * 10**9)
         try:
-            container = self._create(kwargs)
+            container = create(self.client, kwargs)
             try:
                 container.start()
             except docker.errors.DockerException:
@@ -146,7 +121,7 @@ class DockerExecutor(TrackedRuns):
         except docker.errors.ImageNotFound:
             raise DockerError(f"image {spec.image!r} is not on the Docker engine and cannot be pulled; build or load it first") from None
         except docker.errors.DockerException as exc:
-            raise DockerError(f"docker could not start the run's container: {_explain(exc)}") from None
+            raise DockerError(f"docker could not start the run's container: {explain(exc)}") from None
         handle = {
             "container_id": container.id,
             "container_name": kwargs["name"],
@@ -164,27 +139,12 @@ class DockerExecutor(TrackedRuns):
             self._ncpu = int(self.client.info().get("NCPU") or os.cpu_count() or 1)
         return self._ncpu
 
-    def _create(self, kwargs):
-        """Create the container; a leftover *stopped* container of an earlier attempt is removed first."""
-        import docker
-
-        try:
-            return self.client.containers.create(**kwargs)
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:
-                raise
-            old = self.client.containers.get(kwargs["name"])
-            if old.status == "running":
-                raise DockerError(f"container {kwargs['name']!r} of this run is already running; a run is never started twice") from None
-            old.remove(force=True)
-            return self.client.containers.create(**kwargs)
-
     # -- tracking ------------------------------------------------------------------------------
     def _track(self, handle: dict[str, Any], container_id: str, info: dict) -> _Tracked:
         tracked = _Tracked(
             run_id=handle["run_id"], container_id=container_id, vcpus=handle.get("vcpus", 1.0),
             gpus=handle.get("gpus", 0), log=LogCopier(handle["log"]),
-            started_epoch=_epoch(info.get("State", {}).get("StartedAt")),
+            started_epoch=epoch(info.get("State", {}).get("StartedAt")),
         )
         with self._lock:
             self._runs[tracked.run_id] = tracked
@@ -225,20 +185,20 @@ class DockerExecutor(TrackedRuns):
                 break
             except Exception as exc:  # engine restarting, connection reset: look again  # noqa: BLE001
                 self._warnings.warn("wait", f"docker: waiting for container {tracked.container_id[:12]} failed "
-                                            f"({_explain(exc)}); looking again")
+                                            f"({explain(exc)}); looking again")
                 time.sleep(0.5)
         if tracked.log_thread is not None:
             tracked.log_thread.join(timeout=15)
-        status = ExitStatus(None, "lost")
+        status = ExitStatus.lost()
         try:
             state = api.inspect_container(tracked.container_id)["State"]
-            status = _status_from_state(state)
+            status = status_from_state(state)
             if self._remove:
                 api.remove_container(tracked.container_id, force=True)
         except docker.errors.NotFound:
-            pass
+            pass  # removed meanwhile: what was read stands (lost if its state was not)
         except docker.errors.DockerException as exc:
-            status = status if status.reason != "lost" else ExitStatus(None, f"docker: {_explain(exc)}")
+            status = status if not status.is_lost else ExitStatus(None, f"docker: {explain(exc)}")
         tracked.final = status
         tracked.done.set()
 
@@ -246,7 +206,7 @@ class DockerExecutor(TrackedRuns):
     def wait(self, handle: dict[str, Any], timeout: float) -> ExitStatus | None:
         tracked = self._tracked(handle)
         if tracked is None:
-            return ExitStatus(None, "lost")
+            return ExitStatus.lost()
         return tracked.final if tracked.done.wait(max(timeout, 0.0)) else None
 
     # -- utilization ---------------------------------------------------------------------------
@@ -261,20 +221,15 @@ class DockerExecutor(TrackedRuns):
         except docker.errors.NotFound:  # the container just ended: nothing to sample
             return
         except Exception as exc:  # noqa: BLE001 - a missed sample is not worth failing the run
-            self._warnings.warn("stats", f"docker: cannot read container stats ({_explain(exc)})")
+            self._warnings.warn("stats", f"docker: cannot read container stats ({explain(exc)})")
             return
         self._warnings.clear("stats")
-        cpu_ns = stats.get("cpu_stats", {}).get("cpu_usage", {}).get("total_usage")
-        read = _epoch(stats.get("read"))
-        if cpu_ns and read and tracked.started_epoch and tracked.vcpus:
-            elapsed = read - tracked.started_epoch
-            if elapsed > 0:
-                tracked.cpu_util = min(cpu_ns / 1e9 / (elapsed * tracked.vcpus), 1.0)
-        mem = stats.get("memory_stats", {})
-        if mem.get("usage"):
-            inner = mem.get("stats", {})
-            cache = inner.get("total_inactive_file", inner.get("inactive_file", 0))
-            tracked.mem_peak = max(tracked.mem_peak, int(mem["usage"] - cache))
+        util = cpu_util(stats, tracked.started_epoch, tracked.vcpus)
+        if util is not None:
+            tracked.cpu_util = util
+        used = working_set(stats)
+        if used is not None:
+            tracked.mem_peak = max(tracked.mem_peak, used)
         if tracked.gpus:
             tracked.gpu_samples.take(self._gpu)
 
@@ -296,19 +251,19 @@ class DockerExecutor(TrackedRuns):
 
         tracked = self._tracked(handle)
         if tracked is None:
-            return ExitStatus(None, "lost")
+            return ExitStatus.lost()
         if tracked.done.is_set():
             return tracked.final
         try:
             self.client.api.stop(tracked.container_id, timeout=math.ceil(grace_s))
         except docker.errors.NotFound:
-            pass
+            pass  # already gone: its watcher records the end
         except docker.errors.DockerException:
             try:
                 self.client.api.kill(tracked.container_id)
             except docker.errors.DockerException as exc:
                 self._warnings.warn("kill", f"docker: cannot stop or kill container "
-                                            f"{tracked.container_id[:12]} ({_explain(exc)})")
+                                            f"{tracked.container_id[:12]} ({explain(exc)})")
         if tracked.done.wait(grace_s + STOP_WAIT_EXTRA_S):
             return tracked.final
         return ExitStatus(None, "did not stop")
@@ -328,7 +283,7 @@ class DockerExecutor(TrackedRuns):
             if handle.get("container_id"):
                 info = api.inspect_container(handle["container_id"])
         except docker.errors.NotFound:
-            pass
+            pass  # not by that id (a recreated container): look it up by its run label
         if info is None and handle.get("run_id"):
             found = api.containers(all=True, filters={"label": f"{RUN_LABEL}={handle['run_id']}"})
             if found:
@@ -344,57 +299,3 @@ class DockerExecutor(TrackedRuns):
         self._track(handle, info["Id"], info)
         return True
 
-
-# -- pure helpers -------------------------------------------------------------------------------
-def container_name(run_id: str) -> str:
-    return f"costwise-{run_id}"
-
-
-def container_env(spec: LaunchSpec, redact: bool = False) -> dict[str, str]:
-    """The run's environment as the container sees it: host-only variables dropped, mounts at `path`."""
-    at = {m.source: m.path for m in spec.mounts}
-    env = {}
-    for key, value in sorted(spec.env.items()):
-        if key in HOST_ONLY_ENV:
-            continue
-        if key.startswith("COSTWISE_MOUNT_") and value in at:
-            value = at[value]
-        env[key] = "<secret>" if redact and key in spec.secret_names else value
-    return env
-
-
-def bind_mounts(spec: LaunchSpec) -> list[tuple[str, str, bool]]:
-    """(target, source, read_only) for the run's folders (same path inside) and the job's mounts.
-    Nothing found inside a run's folder is bound: a link there is the job's (a retry's container
-    would otherwise see whatever host file the last attempt linked to)."""
-    binds: dict[str, tuple[str, bool]] = {}
-    folders = [spec.workdir, *(spec.dirs[k] for k in ("artifacts", "input", "output", "checkpoint") if k in spec.dirs)]
-    for folder in folders:
-        binds[str(folder)] = (str(folder), False)
-    for mount in spec.mounts:
-        binds[mount.path] = (mount.source, mount.read_only)
-    return [(target, source, ro) for target, (source, ro) in binds.items()]
-
-
-def _status_from_state(state: dict) -> ExitStatus:
-    code = state.get("ExitCode")
-    if state.get("OOMKilled"):
-        return ExitStatus(code, "OOMKilled")
-    if code == 0:
-        return ExitStatus(0)
-    if state.get("Error"):
-        return ExitStatus(code, f"exit code {code}: {state['Error']}")
-    return ExitStatus(code, f"exit code {code}")
-
-
-def _epoch(stamp: str | None) -> float | None:
-    if not stamp or stamp.startswith("0001-"):
-        return None
-    try:
-        return parse_ts(stamp)
-    except ValueError:
-        return None
-
-
-def _explain(exc: Exception) -> str:
-    return str(getattr(exc, "explanation", None) or exc)
