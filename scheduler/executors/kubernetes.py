@@ -26,11 +26,13 @@ logs are followed from each pod in turn into the run's log; utilization comes fr
 when the cluster serves it (else it is not reported). Cancel deletes the Job (foreground, with the
 grace period) and returns once it is gone. The namespace is ``namespace`` /
 ``COSTWISE_K8S_NAMESPACE`` / the kubeconfig context's / ``default``.
+
+Here: launch, polling the Job's status, sampling, cancel and adopt; reaching the API server is
+``k8s_client``, reading an end from the Job and its pod ``k8s_status``, the log copy ``k8s_logs``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -39,17 +41,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.errors import CostwiseError
-from .base import ExitStatus, LaunchSpec, TrackedRuns, Usage
+from .base import ExitStatus, LaunchSpec, Usage
+from .k8s_client import KubernetesError, api_client, context_namespace, message
+from .k8s_logs import PodLogCopying
 from .k8s_manifest import CONTAINER, DEFAULT_TTL_S, LOG_ANNOTATION, RUN_LABEL, job_manifest, job_name, parse_quantity
+from .k8s_status import exit_code, exit_status, job_verdict
 from .logcopy import LogCopier
 from .throttled_log import ThrottledWarnings
 
+__all__ = ["KubernetesExecutor", "KubernetesError"]
+
 log = logging.getLogger(__name__)
-
-
-class KubernetesError(CostwiseError):
-    """The API server refused, or could not be reached."""
 
 
 @dataclass
@@ -68,7 +70,7 @@ class _Tracked:
     log_thread: threading.Thread | None = None
 
 
-class KubernetesExecutor(TrackedRuns):
+class KubernetesExecutor(PodLogCopying):
     backend = "kubernetes"
     retries_itself = True  # backoffLimit: the Job retries failed pods, the engine must not retry again
 
@@ -95,23 +97,13 @@ class KubernetesExecutor(TrackedRuns):
     @property
     def api(self):
         if self._api is None:
-            from kubernetes import client, config
-
-            cfg = client.Configuration()
-            try:
-                if os.environ.get("KUBERNETES_SERVICE_HOST"):
-                    config.load_incluster_config(client_configuration=cfg)
-                else:
-                    config.load_kube_config(config_file=_kubeconfig_path(), client_configuration=cfg)
-            except Exception as exc:  # ConfigException, missing file  # noqa: BLE001
-                raise KubernetesError(f"no Kubernetes configuration (KUBECONFIG or in-cluster): {exc}") from None
-            self._api = client.ApiClient(cfg)
+            self._api = api_client()
         return self._api
 
     @property
     def namespace(self) -> str:
         if self._namespace is None:
-            self._namespace = _context_namespace() or "default"
+            self._namespace = context_namespace() or "default"
         return self._namespace
 
     def _batch(self):
@@ -161,7 +153,7 @@ class KubernetesExecutor(TrackedRuns):
         except ApiException as exc:
             if exc.status == 409:
                 raise KubernetesError(f"Job {ns}/{name} already exists; a run is never started twice") from None
-            raise KubernetesError(f"the API server refused Job {ns}/{name}: {exc.status} {exc.reason}: {_message(exc)}") from None
+            raise KubernetesError(f"the API server refused Job {ns}/{name}: {exc.status} {exc.reason}: {message(exc)}") from None
         except Exception as exc:  # connection refused, TLS  # noqa: BLE001
             raise KubernetesError(f"the API server cannot be reached: {exc}") from None
         handle = {"namespace": ns, "job_name": name, "uid": job.metadata.uid, "run_id": spec.run_id,
@@ -183,7 +175,7 @@ class KubernetesExecutor(TrackedRuns):
     def wait(self, handle: dict[str, Any], timeout: float) -> ExitStatus | None:
         tracked = self._tracked(handle)
         if tracked is None:
-            return ExitStatus(None, "lost")
+            return ExitStatus.lost()
         end = time.monotonic() + max(timeout, 0.0)
         while tracked.final is None:
             now = time.monotonic()
@@ -204,78 +196,26 @@ class KubernetesExecutor(TrackedRuns):
             tracked.last_pod = self._newest_pod(tracked) or tracked.last_pod
         except ApiException as exc:
             if exc.status == 404:
-                self._end(tracked, ExitStatus(_exit_code(tracked.last_pod), "lost"))
+                self._end(tracked, ExitStatus.lost(exit_code(tracked.last_pod)))
+            else:  # e.g. 403 or 5xx: the same outage on every poll, so rate-limited
+                self._warnings.warn("poll", f"kubernetes: cannot read Job {tracked.namespace}/{tracked.name} "
+                                            f"({exc.status} {message(exc)}); polling again")
             return
         except Exception as exc:  # API server briefly unreachable: poll again later  # noqa: BLE001
             self._warnings.warn("poll", f"kubernetes: cannot read Job {tracked.namespace}/{tracked.name} "
                                         f"({type(exc).__name__}: {exc}); polling again")
             return
         self._warnings.clear("poll")
-        verdict = _job_verdict(job)
+        verdict = job_verdict(job)
         if verdict is not None:
-            self._end(tracked, _status(verdict, tracked.last_pod))
+            self._end(tracked, exit_status(verdict, tracked.last_pod))
 
     def _end(self, tracked: _Tracked, status: ExitStatus) -> None:
         """Record the end once the pods' last log lines are copied (a lost Job has none to wait for)."""
         tracked.finished.set()
-        if tracked.log_thread is not None and status.reason != "lost":
+        if tracked.log_thread is not None and not status.is_lost:
             tracked.log_thread.join(timeout=15)
         tracked.final = status
-
-    def _pods(self, tracked: _Tracked) -> list[dict]:
-        pods = self._core().list_namespaced_pod(tracked.namespace, label_selector=f"job-name={tracked.name}")
-        items = [p.to_dict() for p in pods.items or []]
-        return sorted(items, key=lambda p: (str(p["metadata"].get("creation_timestamp") or ""), p["metadata"]["name"]))
-
-    def _newest_pod(self, tracked: _Tracked) -> dict | None:
-        pods = self._pods(tracked)
-        return pods[-1] if pods else None
-
-    # -- logs ----------------------------------------------------------------------------------
-    def _copy_logs(self, tracked: _Tracked) -> None:
-        """Follow each pod's log in turn until the Job has ended and every pod's log is copied."""
-        copied: set[str] = set()
-        try:
-            while True:
-                finished = tracked.finished.is_set()
-                try:
-                    pods = self._pods(tracked)
-                except Exception as exc:  # noqa: BLE001 - API server briefly unreachable: list again
-                    self._warnings.warn("pods", f"kubernetes: cannot list the pods of Job {tracked.name} "
-                                                f"({type(exc).__name__}: {exc})")
-                    pods = []
-                for pod in pods:
-                    name = pod["metadata"]["name"]
-                    if name in copied or not _container_started(pod):
-                        continue
-                    self._follow(tracked, name)
-                    if _container_terminated(pod) or finished:
-                        copied.add(name)
-                if finished:
-                    return
-                tracked.finished.wait(self.poll_s)
-        finally:
-            tracked.log.close()
-
-    def _follow(self, tracked: _Tracked, pod: str) -> None:
-        from kubernetes import client
-
-        kwargs: dict[str, Any] = {"follow": True, "timestamps": True, "_preload_content": False}
-        since = tracked.log.since_epoch()
-        if since is not None:
-            kwargs["since_seconds"] = max(int(time.time() - since) + 2, 1)
-        try:
-            # a client of its own: a long-lived stream must not share a connection pool with the polls
-            with client.ApiClient(self.api.configuration) as api:
-                resp = client.CoreV1Api(api).read_namespaced_pod_log(pod, tracked.namespace, container=CONTAINER, **kwargs)
-            # chunk by chunk as they arrive (a followed log is chunked), never waiting for a full buffer
-                chunks = resp.stream(65536) if resp.chunked else iter(lambda: resp.read1(65536), b"")
-                for chunk in chunks:
-                    tracked.log.feed(chunk)
-                resp.release_conn()
-        except Exception as exc:  # the pod went away (deleted, or never started): nothing more to copy  # noqa: BLE001
-            if getattr(exc, "status", None) not in (400, 404):  # 404 gone, 400 not started yet
-                self._warnings.warn("logs", f"kubernetes: log of pod {pod} ended early ({type(exc).__name__}: {exc})")
 
     # -- utilization ---------------------------------------------------------------------------
     def sample(self, handle: dict[str, Any]) -> None:
@@ -322,7 +262,7 @@ class KubernetesExecutor(TrackedRuns):
 
         tracked = self._tracked(handle)
         if tracked is None:
-            return ExitStatus(None, "lost")
+            return ExitStatus.lost()
         if tracked.final is not None:
             return tracked.final
         batch = self._batch()
@@ -332,7 +272,7 @@ class KubernetesExecutor(TrackedRuns):
                                         grace_period_seconds=math.ceil(grace_s))
         except ApiException as exc:
             if exc.status != 404:
-                raise KubernetesError(f"cannot delete Job {tracked.namespace}/{tracked.name}: {exc.status} {_message(exc)}") from None
+                raise KubernetesError(f"cannot delete Job {tracked.namespace}/{tracked.name}: {exc.status} {message(exc)}") from None
         deadline = time.monotonic() + grace_s + 30
         while time.monotonic() < deadline:
             try:
@@ -340,11 +280,13 @@ class KubernetesExecutor(TrackedRuns):
             except ApiException as exc:
                 if exc.status == 404:
                     break
+                self._warnings.warn("cancel", f"kubernetes: cannot see whether Job {tracked.namespace}/{tracked.name} "
+                                              f"is gone ({exc.status} {message(exc)}); looking again")
             time.sleep(min(0.5, self.poll_s))
         else:
             self._end(tracked, ExitStatus(None, "did not stop"))
             return tracked.final
-        self._end(tracked, ExitStatus(_exit_code(tracked.last_pod), "deleted"))
+        self._end(tracked, ExitStatus(exit_code(tracked.last_pod), "deleted"))
         return tracked.final
 
     # -- restarts ------------------------------------------------------------------------------
@@ -364,7 +306,7 @@ class KubernetesExecutor(TrackedRuns):
             job = batch.read_namespaced_job(name, ns)
         except ApiException as exc:
             if exc.status != 404:
-                raise KubernetesError(f"cannot read Job {ns}/{name}: {exc.status} {_message(exc)}") from None
+                raise KubernetesError(f"cannot read Job {ns}/{name}: {exc.status} {message(exc)}") from None
             found = batch.list_namespaced_job(ns, label_selector=f"{RUN_LABEL}={handle['run_id']}").items or []
             if not found:
                 return False
@@ -376,74 +318,4 @@ class KubernetesExecutor(TrackedRuns):
         handle["job_name"] = job.metadata.name
         self._track(handle, job.metadata.name)
         return True
-
-
-# -- status (pure) ------------------------------------------------------------------------------
-def _job_verdict(job) -> tuple[str, str | None] | None:
-    """("Complete" | "Failed", reason) once the Job has ended, else None."""
-    for cond in (job.status.conditions if job.status else None) or []:
-        if cond.type in ("Complete", "Failed") and cond.status == "True":
-            return cond.type, cond.reason
-    return None
-
-
-def _status(verdict: tuple[str, str | None], pod: dict | None) -> ExitStatus:
-    kind, why = verdict
-    code = _exit_code(pod)
-    if kind == "Complete":
-        return ExitStatus(0 if code is None else code)
-    term = _terminated(pod) or {}
-    if term.get("reason") == "OOMKilled":
-        return ExitStatus(code, "OOMKilled")
-    parts = [why or "Failed"] + ([f"exit code {code}"] if code is not None else [])
-    return ExitStatus(code if code is not None else 1, ": ".join(parts))
-
-
-def _container(pod: dict | None) -> dict | None:
-    statuses = ((pod or {}).get("status") or {}).get("container_statuses") or []
-    return next((s for s in statuses if s.get("name") == CONTAINER), statuses[0] if statuses else None)
-
-
-def _terminated(pod: dict | None) -> dict | None:
-    container = _container(pod)
-    return ((container or {}).get("state") or {}).get("terminated")
-
-
-def _exit_code(pod: dict | None) -> int | None:
-    term = _terminated(pod)
-    return None if term is None else term.get("exit_code")
-
-
-def _container_started(pod: dict) -> bool:
-    state = (_container(pod) or {}).get("state") or {}
-    return bool(state.get("running") or state.get("terminated"))
-
-
-def _container_terminated(pod: dict) -> bool:
-    return _terminated(pod) is not None
-
-
-def _context_namespace() -> str | None:
-    path = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.exists(path):
-        return open(path).read().strip() or None
-    try:
-        from kubernetes import config
-
-        _, current = config.list_kube_config_contexts(config_file=_kubeconfig_path())
-        return (current or {}).get("context", {}).get("namespace")
-    except Exception:  # no kubeconfig: the default namespace  # noqa: BLE001
-        return None
-
-
-def _kubeconfig_path() -> str:
-    """KUBECONFIG as it is now (the client reads it once, at import time)."""
-    return os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-
-
-def _message(exc) -> str:
-    try:
-        return json.loads(exc.body).get("message", "")
-    except (TypeError, ValueError, AttributeError):
-        return str(exc.body or "")
 
