@@ -94,7 +94,31 @@ def build_launch(
         secrets = resolve_secrets(job)
     else:
         secrets = {name: "<secret>" for name in job.secret_env}
-    env = {**base_env(python), **job.env, **secrets}
+    argv = entry_command(dirs["work"], artifact_name(job), job.entrypoint, python) + list(job.args)
+    return LaunchSpec(
+        run_id=run.id,
+        job=job.name,
+        argv=argv,
+        workdir=dirs["work"],
+        env=run_env(run, job, shape, dirs, {**base_env(python), **job.env, **secrets}),
+        secret_names=frozenset(job.secret_env),
+        log_path=dirs["root"] / "run.log",
+        shape=shape,
+        max_runtime_s=job.max_runtime,
+        image=job.image,
+        mounts=tuple(job.mounts),
+        labels={**job.labels, "costwise-run-id": run.id, "costwise-job": job.name},
+        retries=job.retries,
+        dirs=dirs,
+        seconds_left=(run.deadline_at - now).total_seconds() if run.deadline_at and now else None,
+        stop_grace_s=job.stop_grace,
+    )
+
+
+def run_env(run: RunRecord, job: JobSpec, shape: ShapeSpec, dirs: dict[str, Path],
+            env: dict[str, str]) -> dict[str, str]:
+    """``env`` (inherited, the job's and its secrets) plus mounts, costwise's own variables and the run's extras."""
+    env = dict(env)
     for mount in job.mounts:
         env[f"COSTWISE_MOUNT_{_env_key(mount.path)}"] = mount.source
     env.update(
@@ -108,25 +132,7 @@ def build_launch(
     )
     for key, value in run.extra.get("env", {}).items():  # e.g. COSTWISE_TRIAL for sweep trials
         env[key] = value
-    argv = entry_command(dirs["work"], artifact_name(job), job.entrypoint, python) + list(job.args)
-    return LaunchSpec(
-        run_id=run.id,
-        job=job.name,
-        argv=argv,
-        workdir=dirs["work"],
-        env=env,
-        secret_names=frozenset(job.secret_env),
-        log_path=dirs["root"] / "run.log",
-        shape=shape,
-        max_runtime_s=job.max_runtime,
-        image=job.image,
-        mounts=tuple(job.mounts),
-        labels={**job.labels, "costwise-run-id": run.id, "costwise-job": job.name},
-        retries=job.retries,
-        dirs=dirs,
-        seconds_left=(run.deadline_at - now).total_seconds() if run.deadline_at and now else None,
-        stop_grace_s=job.stop_grace,
-    )
+    return env
 
 
 def _env_key(path: str) -> str:
