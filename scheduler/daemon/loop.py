@@ -20,6 +20,7 @@ import threading
 from datetime import datetime, timezone
 
 from ..core.clock import Clock, SystemClock
+from ..core.daemon_round import Triage, triage
 from ..core.errors import CostwiseError, UserError
 from ..core.runs import LIVE_STATES, STARTING, RunRecord
 from ..runtime.engine import Engine
@@ -210,12 +211,13 @@ class Daemon:
         if not round.has_room():
             return 0  # every slot is taken: nothing queued could start now
         for run in self.store.queued_oldest_first(limit=DISPATCH_BATCH):
-            if self.stopping.is_set() or not round.has_room():
+            step = triage(round, run, self.stopping.is_set())
+            if step is Triage.STOP:
                 break
-            if run.cancel_requested_at is not None:
+            if step is Triage.CANCEL:
                 self.engine.cancel(run.id, wait=False)
                 continue
-            if round.skips(run) or not self._reserve(run.id):  # one alike to it waits: so would it
+            if step is Triage.SKIP or not self._reserve(run.id):
                 continue
             # reserved before the claim: reconcile never takes a run this thread is about to launch
             started = self.engine.try_start(run, round=round, launch=False)
