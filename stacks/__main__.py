@@ -22,7 +22,7 @@ from pathlib import Path
 import pulumi
 
 import provider
-from provider.prices import load_shapes
+from provider.prices import load_catalog, load_shapes
 from scheduler.cli.examples import RETRAIN, retrain_documents
 
 HERE = Path(__file__).resolve().parent
@@ -30,6 +30,14 @@ DEFAULT_LOCAL_SHAPES = [
     {"name": "local-small", "vcpus": 2, "memory_gib": 4, "price_per_hour": 0.04, "capacity": 2},
     {"name": "local-large", "vcpus": 4, "memory_gib": 16, "price_per_hour": 0.12, "capacity": 1},
 ]
+
+
+def report_skipped(prices: str) -> None:
+    """Say which catalog rows yielded no shape, by reason (zero price, duplicate, unmappable accelerator...)."""
+    skipped = dict(sorted(load_catalog(prices).skipped.items()))
+    counts = ", ".join(f"{reason} {n}" for reason, n in skipped.items()) or "none"
+    pulumi.log.info(f"price catalog {prices}: rows skipped by reason: {counts}")
+    pulumi.export("catalog_skipped", skipped)
 
 
 def main() -> None:
@@ -45,6 +53,7 @@ def main() -> None:
     patterns = config.get_object("shapes") or []
     if cloud and patterns:
         prices = config.get("prices") or str(HERE / "prices" / "public-on-demand.csv")
+        report_skipped(prices)
         docs += load_shapes(prices, backend=cloud[0], include=patterns, region=config.get("region"))
     shapes = [provider.ComputeShape(doc["name"], provider.ComputeShapeArgs(**doc, **common)) for doc in docs]
 
