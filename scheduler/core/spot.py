@@ -90,8 +90,22 @@ def expected_spot_cost(spot_price_per_hour: float, work_s: float, per_hour: floa
 
 
 def work_at_risk_s(checkpoint_interval_s: float | None, remaining_s: float) -> float:
-    """The most work one preemption can throw away: a checkpoint interval, or all that is left."""
-    return remaining_s if not checkpoint_interval_s else min(checkpoint_interval_s, remaining_s)
+    """The most work one preemption can throw away: a whole checkpoint interval (a run's length is
+    only an estimate, so a run "shorter than its interval" may not be), or, with no checkpoints, the
+    whole run as far as it is known."""
+    return checkpoint_interval_s if checkpoint_interval_s else remaining_s
+
+
+def remaining_estimate(expected_total_s: float | None, progress_s: float,
+                       checkpoint_interval_s: float | None = None, restart_s: float = RESTART_OVERHEAD_S) -> float:
+    """Seconds of work a run is expected to still need, for the deadline gate: what its estimate leaves,
+    but never less than it has already run -- a run that has outlived half its estimate is expected to
+    run about as long again (Gott's "Lindy" rule for lifetimes with heavy tails, Nature 363, 1993; run
+    durations are heavy-tailed and the estimates of long runs fall short). With no estimate at all, a
+    fresh run is assumed to need at least one checkpoint interval and a restart."""
+    if expected_total_s is None:
+        return max(progress_s, (checkpoint_interval_s or 0.0) + restart_s)
+    return max(expected_total_s - progress_s, progress_s)
 
 
 def lost_seconds(attempt_s: float, checkpoint_interval_s: float | None,
@@ -137,10 +151,12 @@ def market_gate(policy: SpotPolicy, *, now: datetime, deadline_at: datetime | No
                           reason="on-demand since its slack ran out (spot is not tried again)")
     if deadline_at is None:
         return MarketGate(spot=True, on_demand=True, reason="spot allowed, no deadline")
-    if remaining_on_demand_s is None:
-        return MarketGate(spot=False, on_demand=True, slack_s=None,
-                          reason="on-demand: no duration estimate yet to judge the slack before the deadline")
-    remaining = remaining_on_demand_s
+    remaining = remaining_on_demand_s if remaining_on_demand_s is not None else \
+        remaining_estimate(None, 0.0, checkpoint_interval_s, restart_s)
+    if not checkpoint_interval_s or remaining <= checkpoint_interval_s:
+        # a preemption would throw all of it away, and how long "all" is, is only an estimate
+        return MarketGate(spot=False, on_demand=True,
+                          reason="on-demand: with a deadline, spot needs a checkpoint before the run's expected end")
     slack = (deadline_at - now).total_seconds() - remaining - work_at_risk_s(checkpoint_interval_s, remaining) - restart_s
     if slack > 0:
         return MarketGate(spot=True, on_demand=True, slack_s=slack,

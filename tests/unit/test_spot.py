@@ -17,6 +17,7 @@ from scheduler.core.spot import (
     interruption_rate,
     lost_seconds,
     market_gate,
+    remaining_estimate,
 )
 
 T0 = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
@@ -98,10 +99,21 @@ def test_spot_only_while_the_slack_covers_one_more_preemption():
     assert "slack is gone" in late.reason
 
 
-def test_once_given_up_spot_is_not_tried_again_and_no_estimate_means_on_demand():
+def test_once_given_up_spot_is_not_tried_again():
     assert not gate(deadline_in_s=10**6, gave_up_before=True).spot
-    unknown = gate(deadline_in_s=10**6, remaining_s=None)
-    assert not unknown.spot and "no duration estimate" in unknown.reason
+
+
+def test_with_no_estimate_a_fresh_run_needs_room_for_two_checkpoint_intervals_and_two_restarts():
+    # assumed to need one interval and a restart, plus what one preemption can cost
+    assert gate(deadline_in_s=2 * 600 + 2 * RESTART_OVERHEAD_S + 1, remaining_s=None).spot
+    assert not gate(deadline_in_s=2 * 600 + 2 * RESTART_OVERHEAD_S - 1, remaining_s=None).spot
+
+
+def test_remaining_never_below_what_the_run_has_already_run():
+    assert remaining_estimate(3600, 600) == 3000
+    assert remaining_estimate(3600, 2400) == 2400  # past half its estimate: as long again
+    assert remaining_estimate(None, 0, 600) == 600 + RESTART_OVERHEAD_S
+    assert remaining_estimate(None, 5000, 600) == 5000
 
 
 def test_a_run_the_gate_lets_on_spot_still_meets_its_deadline_after_the_worst_preemption():
