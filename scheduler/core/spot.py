@@ -163,3 +163,38 @@ def market_gate(policy: SpotPolicy, *, now: datetime, deadline_at: datetime | No
                           reason=f"spot allowed: {slack:,.0f}s of slack before the deadline")
     return MarketGate(spot=False, on_demand=True, slack_s=slack,
                       reason=f"on-demand: the slack is gone ({slack:,.0f}s) and the deadline must be met")
+
+
+@dataclass(frozen=True)
+class MarketChoice:
+    """The market a placed run starts on, its hourly price there, and why."""
+
+    market: Market
+    price_per_hour: float
+    reason: str
+    gave_up_spot: bool = False
+
+
+def choose_market(policy: SpotPolicy, *, price_per_hour: float, spot_price_per_hour: float | None,
+                  interruptions_per_hour: float, expected_s: float | None, progress_s: float,
+                  checkpoint_interval_s: float | None, now: datetime, deadline_at: datetime | None,
+                  gave_up_before: bool = False) -> MarketChoice:
+    """On-demand or spot for a run placed on a shape: spot when the job allows it, the shape sells it,
+    the deadline gate lets it, and its expected cost (redone work and restarts included) is lower."""
+    on_demand = MarketChoice(Market.ON_DEMAND, price_per_hour, "on-demand")
+    if policy is SpotPolicy.NEVER:
+        return on_demand
+    if spot_price_per_hour is None:
+        return MarketChoice(Market.ON_DEMAND, price_per_hour, "on-demand: the shape sells no spot capacity")
+    left = remaining_estimate(expected_s, progress_s, checkpoint_interval_s)
+    gate = market_gate(policy, now=now, deadline_at=deadline_at, remaining_on_demand_s=left,
+                       checkpoint_interval_s=checkpoint_interval_s, gave_up_before=gave_up_before)
+    if not gate.spot:
+        return MarketChoice(Market.ON_DEMAND, price_per_hour, gate.reason, gave_up_spot=gate.gave_up_spot)
+    spot_usd = expected_spot_cost(spot_price_per_hour, left, interruptions_per_hour, checkpoint_interval_s)
+    on_demand_usd = price_per_hour * left / 3600.0
+    if policy is SpotPolicy.REQUIRED or spot_usd < on_demand_usd:
+        return MarketChoice(Market.SPOT, spot_price_per_hour,
+                            f"spot: expected ${spot_usd:.4g} with preemptions vs ${on_demand_usd:.4g} on-demand; {gate.reason}")
+    return MarketChoice(Market.ON_DEMAND, price_per_hour,
+                        f"on-demand: spot's expected ${spot_usd:.4g} with preemptions is not below ${on_demand_usd:.4g}")

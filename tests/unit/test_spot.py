@@ -12,6 +12,7 @@ from scheduler.core.spot import (
     RESTART_OVERHEAD_S,
     Market,
     SpotPolicy,
+    choose_market,
     expected_spot_cost,
     expected_spot_seconds,
     interruption_rate,
@@ -157,3 +158,25 @@ def test_spot_fields_parse_with_their_defaults():
     with pytest.raises(SpecError):
         parse_spec({"kind": "Shape", "name": "s", "vcpus": 1, "memory_gib": 1, "price_per_hour": 1,
                     "spot_interruptions_per_hour": -1})
+
+
+def choice(policy=SpotPolicy.ALLOWED, spot=0.3, deadline_in_s=None, expected_s=3600.0, **kw):
+    deadline = None if deadline_in_s is None else T0 + timedelta(seconds=deadline_in_s)
+    args = dict(price_per_hour=1.0, spot_price_per_hour=spot, interruptions_per_hour=0.2, expected_s=expected_s,
+                progress_s=0.0, checkpoint_interval_s=600.0, now=T0, deadline_at=deadline)
+    return choose_market(policy, **{**args, **kw})
+
+
+def test_a_run_goes_to_spot_when_allowed_sold_and_cheaper():
+    assert choice().market is Market.SPOT and choice().price_per_hour == 0.3
+    assert choice(SpotPolicy.NEVER).market is Market.ON_DEMAND
+    assert choice(spot=None).market is Market.ON_DEMAND
+    dear = choice(spot=0.99, interruptions_per_hour=5.0)  # preemptions eat the discount
+    assert dear.market is Market.ON_DEMAND and "not below" in dear.reason
+    assert choice(SpotPolicy.REQUIRED, spot=0.99, interruptions_per_hour=5.0).market is Market.SPOT
+
+
+def test_a_run_whose_slack_is_gone_is_placed_on_demand():
+    late = choice(deadline_in_s=3700)
+    assert late.market is Market.ON_DEMAND and late.gave_up_spot and "slack" in late.reason
+    assert choice(deadline_in_s=10 * 3600).market is Market.SPOT
