@@ -27,11 +27,11 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily
-from sqlalchemy import and_, func, or_, select
+from prometheus_client.registry import Collector
 
 from ..core.runs import LIVE_STATES, QUEUED
-from ..store import schema as db
-from .metrics_history import HISTOGRAMS, Totals, combine, history_query  # noqa: F401  (HISTOGRAMS: public)
+from ..store.metrics_queries import history_rows, live_counts
+from .metrics_history import BUCKETS, HISTOGRAMS, Totals, combine  # noqa: F401  (HISTOGRAMS: public)
 from .metrics_text import history_families, render_family, render_history
 
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60)
@@ -41,7 +41,7 @@ NONE_SHAPE = "none"  # queue_depth's shape while a run is not placed yet
 log = logging.getLogger(__name__)
 
 
-class StoreCollector:
+class StoreCollector(Collector):
     """A prometheus-client collector over a Store (and its catalog)."""
 
     def __init__(self, store, clock=None, settle_s: float = SETTLE_S):
@@ -57,23 +57,17 @@ class StoreCollector:
     def describe(self):
         return []  # families are built per scrape; nothing to check at registration
 
-    def _aggregate(self, where) -> list:
-        query = history_query(self.store.dialect, where)
-        with self.store.engine.connect() as conn:
-            return list(conn.execute(query))
-
     def _history_locked(self) -> tuple[Totals, Totals]:
         """(settled, recent): call with the lock held (the next fold mutates settled in place)."""
-        r = db.runs.c
         cutoff = self.clock.now() - self.settle
         if self._settled_until is None:
-            self._settled.fold(self._aggregate(r.ended_at < cutoff))
+            self._settled.fold(history_rows(self.store, BUCKETS, until=cutoff))
             self._settled_until = cutoff
         elif cutoff > self._settled_until:
-            self._settled.fold(self._aggregate(and_(r.ended_at >= self._settled_until, r.ended_at < cutoff)))
+            self._settled.fold(history_rows(self.store, BUCKETS, since=self._settled_until, until=cutoff))
             self._settled_until = cutoff
-        since = self._settled_until
-        return self._settled, Totals().fold(self._aggregate(or_(r.ended_at >= since, r.ended_at.is_(None))))
+        recent = history_rows(self.store, BUCKETS, since=self._settled_until, unended=True)
+        return self._settled, Totals().fold(recent)
 
     def prime(self) -> None:
         """Fold the settled history now (one SQL pass over it), so the first scrape is not the slow one."""
@@ -113,18 +107,8 @@ class StoreCollector:
         return duration
 
     def _gauges(self):
-        r = db.runs.c
         shapes = self.store.list("Shape")
-        with self.store.engine.connect() as conn:
-            states = dict(conn.execute(
-                select(r.state, func.count()).where(r.state.in_((QUEUED,) + LIVE_STATES)).group_by(r.state)
-            ).all())
-            queued = dict(conn.execute(
-                select(func.coalesce(r.shape, NONE_SHAPE), func.count()).where(r.state == QUEUED).group_by(r.shape)
-            ).all())
-            in_use = dict(conn.execute(
-                select(r.shape, func.count()).where(r.state.in_(LIVE_STATES), r.shape.is_not(None)).group_by(r.shape)
-            ).all())
+        states, queued, in_use = live_counts(self.store, NONE_SHAPE)
         active = GaugeMetricFamily("costwise_runs_active", "Runs queued, starting or running now.", labels=["state"])
         for state in (QUEUED,) + LIVE_STATES:
             active.add_metric([state], states.get(state, 0))

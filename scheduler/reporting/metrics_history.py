@@ -1,15 +1,13 @@
-"""The run history as metric totals: one SQL GROUP BY over finished runs, folded into ``Totals``
-(counters and cumulative histogram buckets per label set) that later scrapes add to."""
+"""The run history as metric totals: the store's GROUP BY rows over finished runs
+(``store.metrics_queries.history_rows``) folded into ``Totals`` (counters and cumulative histogram
+buckets per label set) that later scrapes add to."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
-from sqlalchemy import Float, and_, case, cast, extract, func, select
-
-from ..core.runs import CACHED, FINAL_STATES, SKIPPED
-from ..store import schema as db
+from ..store.metrics_queries import GROUP_KEYS, HISTORY_VALUES
 
 DURATION_BUCKETS = (1, 10, 30, 60, 300, 900, 1800, 3600, 14400, 43200, 86400)
 RATIO_BUCKETS = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
@@ -32,56 +30,8 @@ HISTOGRAMS = {
     "gpu": HistSpec("costwise_run_gpu_utilization_ratio", "Run GPU utilization (runs with a GPU).", RATIO_BUCKETS),
     "wait": HistSpec("costwise_queue_wait_seconds", "Time from queued to started.", WAIT_BUCKETS, by_job_only=True),
 }
-GROUP_KEYS = ("job", "pipeline", "step", "shape", "state", "team", "cache_result")
-
-
-def _seconds_between(later, earlier, dialect: str):
-    if dialect == "sqlite":
-        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
-    return cast(extract("epoch", later - earlier), Float)  # numeric on PostgreSQL: make it a float
-
-
-def _clip01(expr):
-    return case((expr > 1.0, 1.0), (expr < 0.0, 0.0), else_=expr)
-
-
-def cache_result():
-    """'hit' / 'miss' as the pipeline runner records a step's cache lookup; null for runs that did none."""
-    return db.runs.c.extra[("cache", "result")].as_string()
-
-
-def history_query(dialect: str, where):
-    """One GROUP BY over finished runs: counts, money and cumulative histogram buckets."""
-    r = db.runs.c
-    util = _clip01(func.coalesce(r.gpu_util_avg, r.cpu_util_avg))
-    ran = and_(r.started_at.is_not(None), r.state.not_in((CACHED, SKIPPED)))  # reused / skipped steps ran nothing
-    sources = {
-        "dur": case((ran, r.duration_s), else_=None),
-        "cpu": r.cpu_util_avg,
-        "mem": r.mem_peak_bytes,
-        "gpu": r.gpu_util_avg,
-        "wait": case((ran, _seconds_between(r.started_at, r.queued_at, dialect)), else_=None),
-    }
-    cols = [
-        func.coalesce(r.job, "").label("job"),
-        func.coalesce(r.pipeline, "").label("pipeline"),
-        func.coalesce(r.step, "").label("step"),
-        func.coalesce(r.shape, "").label("shape"),
-        r.state.label("state"),
-        func.coalesce(r.labels["team"].as_string(), "").label("team"),
-        func.coalesce(cache_result(), "").label("cache_result"),
-        func.count().label("n"),
-        func.sum(r.cost_usd).label("cost"),
-        func.sum(r.saved_usd).label("saved"),
-        func.sum(r.cost_usd * (1.0 - util)).label("idle"),
-    ]
-    for key, spec in HISTOGRAMS.items():
-        expr = sources[key]
-        cols.append(func.count(expr).label(f"{key}_n"))  # COUNT(x) skips nulls: runs without the value
-        cols.append(func.sum(expr).label(f"{key}_sum"))
-        cols.extend(func.sum(case((expr <= b, 1), else_=0)).label(f"{key}_b{i}") for i, b in enumerate(spec.buckets))
-    group = [c for c in cols[: len(GROUP_KEYS)]]
-    return select(*cols).where(r.state.in_(FINAL_STATES), where).group_by(*group)
+assert tuple(HISTOGRAMS) == HISTORY_VALUES
+BUCKETS = {key: spec.buckets for key, spec in HISTOGRAMS.items()}  # what the store's history query counts
 
 
 @dataclass
@@ -95,9 +45,8 @@ class Totals:
     cache: dict = field(default_factory=dict)  # (pipeline, step, hit|miss) -> n
     hists: dict = field(default_factory=lambda: {k: {} for k in HISTOGRAMS})  # key -> labels -> [n, sum, b...]
 
-    def fold(self, rows: Iterable[Any]) -> "Totals":
-        for row in rows:
-            m = row._mapping
+    def fold(self, rows: Iterable[Mapping[str, Any]]) -> "Totals":
+        for m in rows:
             job, pipeline, step, shape, state, team = (m[k] for k in GROUP_KEYS[:6])
             _add(self.runs, (job, pipeline, state), m["n"])
             _add(self.spend, (job, pipeline, step, shape, team), m["cost"] or 0.0)
