@@ -62,7 +62,6 @@ def advise(
     usage = usage_by_job_shape(df, by_name, quantile)
     if usage.empty:
         return pd.DataFrame(columns=COLUMNS)
-    vcpus = usage["shape"].map(lambda n: by_name[n].vcpus).astype(float)
     mem_bytes = usage["shape"].map(lambda n: by_name[n].memory_gib * GIB).astype(float)
     usage["mem_share_p95"] = usage["mem_p95_bytes"] / mem_bytes
     low = (usage["cpu_p95"] < threshold) | (usage["mem_share_p95"] < threshold)
@@ -71,35 +70,38 @@ def advise(
         return pd.DataFrame(columns=COLUMNS)
     jobs = lookup_jobs(sorted(set(flagged["job"])))
     ranked = sorted(by_name.values(), key=lambda s: (s.price_per_hour, s.name))
-    rows = []
-    for rec in flagged.assign(vcpus=vcpus[flagged.index]).itertuples(index=False):
-        current = by_name[rec.shape]
-        declared, has_image = jobs.get(rec.job, (None, current.backend != "local"))
-        gpu = declared or Requirements(gpus=current.gpus, gpu_type=current.gpu_type, gpu_memory_gib=current.gpu_memory_gib)
-        need = Requirements(
-            cpus=rec.cpu_p95 * current.vcpus * headroom,
-            memory_gib=rec.mem_p95_bytes * headroom / GIB,
-            gpus=gpu.gpus, gpu_type=gpu.gpu_type, gpu_memory_gib=gpu.gpu_memory_gib,
-        )
-        req = PlacementRequest(job=rec.job, requirements=need, has_image=has_image)
-        better = next((s for s in ranked if s.price_per_hour < current.price_per_hour and fits(req, s)), None)
-        if better is None:
-            continue
-        would = rec.hours * better.price_per_hour
-        rows.append({
-            "job": rec.job, "shape": rec.shape, "runs": int(rec.runs), "cpu_p95": float(rec.cpu_p95),
-            "mem_p95_bytes": float(rec.mem_p95_bytes), "mem_share_p95": float(rec.mem_share_p95),
-            "suggested_shape": better.name, "price_per_hour": current.price_per_hour,
-            "suggested_price_per_hour": better.price_per_hour, "cost_usd": float(rec.cost_usd),
-            "would_cost_usd": would, "savings_usd": max(float(rec.cost_usd) - would, 0.0),
-            "reason": (
-                f"p95 CPU {rec.cpu_p95 * 100:.0f}% of {current.vcpus:g} vCPUs, p95 memory "
-                f"{rec.mem_p95_bytes / GIB:.2f} GiB of {current.memory_gib:g} GiB; {better.name} "
-                f"({better.vcpus:g} vCPUs, {better.memory_gib:g} GiB) fits with {headroom:g}x headroom"
-            ),
-        })
+    rows = [row for rec in flagged.itertuples(index=False)
+            if (row := _suggestion(rec, by_name[rec.shape], jobs, ranked, headroom)) is not None]
     if not rows:
         return pd.DataFrame(columns=COLUMNS)
     out = pd.DataFrame(rows, columns=COLUMNS)
     return out.sort_values(["savings_usd", "job"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
+
+def _suggestion(rec, current: ShapeSpec, jobs: Mapping[str, JobNeeds], ranked: list[ShapeSpec],
+                headroom: float) -> dict | None:
+    """The advice row for one (job, shape): the cheapest shape holding its p95 usage, or None."""
+    declared, has_image = jobs.get(rec.job, (None, current.backend != "local"))
+    gpu = declared or Requirements(gpus=current.gpus, gpu_type=current.gpu_type, gpu_memory_gib=current.gpu_memory_gib)
+    need = Requirements(
+        cpus=rec.cpu_p95 * current.vcpus * headroom,
+        memory_gib=rec.mem_p95_bytes * headroom / GIB,
+        gpus=gpu.gpus, gpu_type=gpu.gpu_type, gpu_memory_gib=gpu.gpu_memory_gib,
+    )
+    req = PlacementRequest(job=rec.job, requirements=need, has_image=has_image)
+    better = next((s for s in ranked if s.price_per_hour < current.price_per_hour and fits(req, s)), None)
+    if better is None:
+        return None
+    would = rec.hours * better.price_per_hour
+    return {
+        "job": rec.job, "shape": rec.shape, "runs": int(rec.runs), "cpu_p95": float(rec.cpu_p95),
+        "mem_p95_bytes": float(rec.mem_p95_bytes), "mem_share_p95": float(rec.mem_share_p95),
+        "suggested_shape": better.name, "price_per_hour": current.price_per_hour,
+        "suggested_price_per_hour": better.price_per_hour, "cost_usd": float(rec.cost_usd),
+        "would_cost_usd": would, "savings_usd": max(float(rec.cost_usd) - would, 0.0),
+        "reason": (
+            f"p95 CPU {rec.cpu_p95 * 100:.0f}% of {current.vcpus:g} vCPUs, p95 memory "
+            f"{rec.mem_p95_bytes / GIB:.2f} GiB of {current.memory_gib:g} GiB; {better.name} "
+            f"({better.vcpus:g} vCPUs, {better.memory_gib:g} GiB) fits with {headroom:g}x headroom"
+        ),
+    }
