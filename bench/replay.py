@@ -2,6 +2,7 @@
 
     python bench/replay.py [--trace CSV] [--prices CSV] [--capacity N] [--max-wait S]
                            [--speed-table CSV] [--speed-noise SIGMA] [--seed N] [--seeds N] [--json]
+                           [--spot [--interruptions-per-hour R] [--checkpoint-interval S] [--deadline-factor F]]
 
 Both files default to ../shared/data/trace-openb-pods.csv and ../shared/data/prices-azure.csv when that
 folder is there. Any SkyPilot-schema price catalog works, in any of the layouts clouds publish: it is
@@ -43,6 +44,11 @@ The ways to place the same jobs on the same capacity:
   a person picking instance types by hand does.
 * lower bound -- every job alone on its truly cheapest fitting shape (known true durations,
   unlimited capacity, no waiting). Per job it is <= any policy's cost, so it bounds every spend.
+
+``--spot`` adds the spot market (``replay_spot``): costwise's runs replayed on-demand only, always on
+spot, and by the product's deadline gate, with seeded preemptions (``ondemand_only_usd``,
+``spot_policy_usd``, ``always_spot_usd``, ``deadline_misses``, ``always_spot_deadline_misses``,
+``preemptions``, ``lost_hours``).
 
 The hidden truth (``replay_truth``): a job's duration on a shape is its trace duration divided by
 the shape's relative speed for the job's class: ``--speed-table`` (``type,relative_speed``; default
@@ -108,6 +114,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED_DATA, report  # noqa: E402
 from replay_trace import Job, Trace, load_trace  # noqa: E402,F401
+from replay_spot import DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_DEADLINE_FACTOR, PlacedRun, SpotOptions, replay_markets  # noqa: E402
 from replay_truth import DEFAULT_NOISE, DEFAULT_TABLE, Truth, TruthError, check_noise, load_speed_table  # noqa: E402,F401
 
 from provider.prices import PriceCatalog, load_catalog, shape_name  # noqa: E402
@@ -223,6 +230,7 @@ class Outcome:
     per_class_shape: dict = field(default_factory=dict)
     gap_shape_choice: float = 0.0  # chosen shape vs the truly cheapest one with a free slot then
     gap_spill_over: float = 0.0  # that one vs the truly cheapest fitting shape (busy then)
+    placed_runs: list = field(default_factory=list)  # PlacedRun of each start, when asked (--spot)
 
 
 def lower_bound(world: World) -> float:
@@ -245,6 +253,10 @@ class Policy:
 
     def finished(self, job: Job, pos: int, seconds: float, ok: bool) -> None:
         self.in_use[pos] -= 1
+
+    def expected_s(self, job: Job, pos: int) -> float | None:
+        """What the policy expected this run to take when it placed it (None: it keeps no estimate)."""
+        return None
 
     def wake_at(self, job: Job) -> float | None:
         return None
@@ -330,6 +342,9 @@ class CostwisePolicy(Policy):
         self.running.setdefault(pos, {})[job.idx] = (now, decision.chosen.expected_duration_s)
         return pos
 
+    def expected_s(self, job: Job, pos: int) -> float | None:
+        return self.running.get(pos, {}).get(job.idx, (None, None))[1]
+
     def _forget_waiting(self, job: Job) -> None:
         target = self.waiting_for.pop(job.idx, None)
         if target is not None:
@@ -412,7 +427,7 @@ class OraclePolicy(CostwisePolicy):
         super().finished(job, pos, seconds, ok)
 
 
-def simulate(world: World, policy: Policy) -> Outcome:
+def simulate(world: World, policy: Policy, record: bool = False) -> Outcome:
     """Replay every placeable job through one policy; FIFO per class, woken by the events that matter."""
     out = Outcome()
     jobs = [j for j in world.trace.jobs if world.fit[j.klass]]
@@ -455,6 +470,10 @@ def simulate(world: World, policy: Policy) -> Outcome:
         out.failed += job.failed
         key = (job.klass, pos)
         out.per_class_shape[key] = out.per_class_shape.get(key, 0) + 1
+        if record:
+            spec = world.index.shapes[pos]
+            out.placed_runs.append(PlacedRun(job.idx, job.arrival, now, runtime, policy.expected_s(job, pos),
+                                             spec.price_per_hour, spec.spot_price_per_hour, spec.gpus))
         heapq.heappush(events, (now + runtime, 0, seq, (job, pos, runtime, not (timed_out or job.failed))))
         seq += 1
 
@@ -548,7 +567,7 @@ def _mean(values: list[float]) -> float:
     return statistics.fmean(values) if values else 0.0
 
 
-def replay(inputs: Inputs, capacity: int, max_wait_s: float, truth: Truth) -> dict:
+def replay(inputs: Inputs, capacity: int, max_wait_s: float, truth: Truth, spot: SpotOptions | None = None) -> dict:
     """Every policy over one world (one draw of the truth); the figures of the module docstring."""
     started = time.perf_counter()
     trace, shapes = inputs.trace, inputs.shapes
@@ -556,7 +575,7 @@ def replay(inputs: Inputs, capacity: int, max_wait_s: float, truth: Truth) -> di
     reasons = unplaceable_reasons(world)
     bound = lower_bound(world)
     costwise = CostwisePolicy(world, max_wait_s)
-    cw = simulate(world, costwise)
+    cw = simulate(world, costwise, record=spot is not None)
     oracle = simulate(world, OraclePolicy(world, max_wait_s))
     nl = simulate(world, CostwisePolicy(world, max_wait_s, learn=False))
     pf = simulate(world, OrderedPolicy(world, world.fit, "price first fit"))
@@ -621,6 +640,9 @@ def replay(inputs: Inputs, capacity: int, max_wait_s: float, truth: Truth) -> di
         "spilled_over": costwise.spills,
         "timed_out": cw.timed_out,
         "failed_in_trace": cw.failed,
+        **(replay_markets(cw.placed_runs, interruptions_per_hour=spot.interruptions_per_hour,
+                          checkpoint_interval_s=spot.checkpoint_interval_s, deadline_factor=spot.deadline_factor,
+                          seed=truth.seed) if spot is not None else {}),
         "replay_s": time.perf_counter() - started,
     }
 
@@ -645,11 +667,11 @@ def medians(runs: list[dict]) -> dict:
 
 def run(trace_path: Path, prices_path: Path, capacity: int = 4, max_wait_s: float = 600.0,
         scale_all: bool = False, speed_table: Path | None = None, speed_noise: float = DEFAULT_NOISE,
-        seed: int = 0, seeds: int = 1) -> dict:
+        seed: int = 0, seeds: int = 1, spot: SpotOptions | None = None) -> dict:
     """The replay's figures (medians over `seeds` draws of the noise when seeds > 1)."""
     table, sigma = load_speed_table(speed_table or DEFAULT_TABLE), check_noise(speed_noise)
     inputs = load_inputs(trace_path, prices_path, capacity, scale_all)
-    runs = [replay(inputs, capacity, max_wait_s, Truth(table, sigma, s)) for s in range(seed, seed + seeds)]
+    runs = [replay(inputs, capacity, max_wait_s, Truth(table, sigma, s), spot) for s in range(seed, seed + seeds)]
     figures = runs[0] if seeds == 1 else medians(runs)
     figures["speed_table"] = str(speed_table or DEFAULT_TABLE)
     return figures
@@ -695,6 +717,14 @@ def main(argv: list[str] | None = None) -> dict:
                         help=f"sigma of the per-class log-normal speed factor (default {DEFAULT_NOISE:g})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the speed noise (default 0)")
     parser.add_argument("--seeds", type=int, default=1, help="replay this many seeds from --seed; report medians")
+    parser.add_argument("--spot", action="store_true",
+                        help="also replay the runs on spot: on-demand only, always spot, costwise's deadline gate")
+    parser.add_argument("--interruptions-per-hour", type=float, default=None,
+                        help="the spot market's preemption rate (default: the product's documented default by shape)")
+    parser.add_argument("--checkpoint-interval", type=float, default=DEFAULT_CHECKPOINT_INTERVAL_S,
+                        help=f"seconds of progress between a run's checkpoints (default {DEFAULT_CHECKPOINT_INTERVAL_S:g})")
+    parser.add_argument("--deadline-factor", type=float, default=DEFAULT_DEADLINE_FACTOR,
+                        help=f"deadline = this x the run's true duration after queueing (default {DEFAULT_DEADLINE_FACTOR:g})")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.trace is None or args.prices is None:
@@ -706,9 +736,14 @@ def main(argv: list[str] | None = None) -> dict:
     _check("--max-wait", args.max_wait, 0, 30 * 86400)
     _check("--seed", args.seed, 0, 2**32 - 1)
     _check("--seeds", args.seeds, 1, 100)
+    if args.interruptions_per_hour is not None:
+        _check("--interruptions-per-hour", args.interruptions_per_hour, 0, 60)
+    _check("--checkpoint-interval", args.checkpoint_interval, 0, 30 * 86400)
+    _check("--deadline-factor", args.deadline_factor, 1, 1000)
+    spot = SpotOptions(args.interruptions_per_hour, args.checkpoint_interval, args.deadline_factor) if args.spot else None
     try:
         figures = run(args.trace, args.prices, args.capacity, args.max_wait, args.scale_all, args.speed_table,
-                      args.speed_noise, args.seed, args.seeds)
+                      args.speed_noise, args.seed, args.seeds, spot)
     except UserError as error:
         fail(str(error))
     except (OSError, UnicodeDecodeError) as error:

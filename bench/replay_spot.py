@@ -59,6 +59,15 @@ class PlacedRun:
     gpus: float
 
 
+@dataclass(frozen=True)
+class SpotOptions:
+    """``--spot``'s settings: the market's hidden truth and the jobs' declarations."""
+
+    interruptions_per_hour: float | None = None  # None: the product's default rate by shape
+    checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S
+    deadline_factor: float = DEFAULT_DEADLINE_FACTOR
+
+
 @dataclass
 class MarketOutcome:
     spend: float = 0.0

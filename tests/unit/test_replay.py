@@ -316,3 +316,26 @@ def test_every_catalog_layout_replays_and_reports_its_skips(replay, tmp_path, ca
     replay.main(["--trace", str(trace), "--prices", str(FIXTURES / "gcp-accelerator-rows.csv")])
     lines = capsys.readouterr().out.splitlines()
     assert "catalog_skipped.tpu: 2" in lines and "catalog_skipped: 7" in lines
+
+
+def test_spot_replay_saves_where_spot_is_sold_and_reports_its_figures(replay, tmp_path, capsys):
+    pods = [{"cpu": 6000, "mem": 16384, "gpus": 1, "gpu_milli": 1000, "dur": 6 * 3600 + 60 * i, "at": 600 * i}
+            for i in range(30)]
+    trace = write_trace(tmp_path / "trace.csv", pods)
+    prices = tmp_path / "prices.csv"
+    with prices.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(PRICE_COLUMNS)
+        writer.writerow(["t4_spot", "T4", 1, 8, 32, 1.0, "r1", "", 0.25])
+    args = ["--trace", str(trace), "--prices", str(prices), "--capacity", "0", "--json", "--spot",
+            "--interruptions-per-hour", "0.5", "--checkpoint-interval", "900"]
+    figures = replay.main(args)
+    keys = {"ondemand_only_usd", "spot_policy_usd", "always_spot_usd", "deadline_misses",
+            "always_spot_deadline_misses", "preemptions", "lost_hours"}
+    assert keys <= json.loads(capsys.readouterr().out).keys()
+    assert figures["ondemand_only_usd"] == pytest.approx(figures["spend_usd"])
+    assert figures["spot_policy_usd"] < 0.6 * figures["ondemand_only_usd"]
+    assert figures["deadline_misses"] == 0 and figures["preemptions"] > 0
+    with pytest.raises(SystemExit) as refused:
+        replay.main(args + ["--deadline-factor", "0.5"])
+    assert refused.value.code == 2 and "--deadline-factor" in capsys.readouterr().err
