@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any, NewType
 
 from .clock import iso
+from .spot import Market
 
 RunId = NewType("RunId", str)  # "r-…": one run of a job or of a pipeline step
 PipelineRunId = NewType("PipelineRunId", str)  # "p-…": one run of a whole pipeline
@@ -26,6 +27,9 @@ class RunState(StrEnum):
     TIMED_OUT = "TIMED_OUT"
     CACHED = "CACHED"
     SKIPPED = "SKIPPED"
+    # an attempt's end, never a run's state: the market took the capacity back and the run was
+    # queued again (run events and the attempt log carry it)
+    PREEMPTED = "PREEMPTED"
 
     @property
     def finished(self) -> bool:
@@ -36,6 +40,7 @@ class RunState(StrEnum):
 QUEUED, STARTING, RUNNING = RunState.QUEUED, RunState.STARTING, RunState.RUNNING
 SUCCEEDED, FAILED, CANCELED, TIMED_OUT = RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED, RunState.TIMED_OUT
 CACHED, SKIPPED = RunState.CACHED, RunState.SKIPPED
+PREEMPTED = RunState.PREEMPTED
 
 ACTIVE_STATES = (QUEUED, STARTING, RUNNING)
 LIVE_STATES = (STARTING, RUNNING)  # holding a slot on a shape
@@ -46,6 +51,7 @@ PUBLIC_FIELDS = (
     "id", "job", "pipeline", "pipeline_run", "step", "state", "reason", "shape", "backend",
     "queued_at", "started_at", "ended_at", "duration_s", "exit_code", "cost_usd", "saved_usd",
     "cache_hit", "reused_from", "cpu_util_avg", "mem_peak_bytes", "gpu_util_avg", "artifacts_dir",
+    "market", "attempts", "preemptions", "lost_s",
 )
 
 
@@ -77,6 +83,10 @@ class RunRecord:
     mem_peak_bytes: int | None = None
     gpu_util_avg: float | None = None
     artifacts_dir: str | None = None
+    market: Market = Market.ON_DEMAND  # the current (or last) attempt's market
+    attempts: int = 0  # attempts launched so far (retries and preempted attempts included)
+    preemptions: int = 0
+    lost_s: float = 0.0  # work thrown away by preemptions (redone by later attempts)
     # Not in the public record, but kept with it:
     spec: dict[str, Any] = field(default_factory=dict)  # the job spec as launched (overrides applied)
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -88,7 +98,16 @@ class RunRecord:
     attempt: int = 0
     cancel_requested_at: datetime | None = None
     fire_key: str | None = None  # (kind, name, scheduled time) of the fire that queued it: unique
+    preempt_requested_at: datetime | None = None  # set by `costwise preempt` before it ends the attempt
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # rows written before these columns existed read back as NULL
+        self.market = Market(self.market or Market.ON_DEMAND)
+        if self.attempts is None:
+            self.attempts = self.attempt + 1 if self.started_at else 0
+        self.preemptions = self.preemptions or 0
+        self.lost_s = self.lost_s or 0.0
 
     @property
     def finished(self) -> bool:

@@ -169,12 +169,16 @@ class Store:
         return _record(row)
 
     def update_run(
-        self, run_id: str, *, expect: Sequence[str] | None = None, message: str | None = None, **values: Any
+        self, run_id: str, *, expect: Sequence[str] | None = None, message: str | None = None,
+        match: dict[str, Any] | None = None, **values: Any
     ) -> bool:
-        """Change a run; with ``expect``, only if it is in one of those states (compare-and-set)."""
+        """Change a run; with ``expect``, only if it is in one of those states (compare-and-set), and
+        with ``match``, only if those columns still hold those values (e.g. the same attempt)."""
         cond = db.runs.c.id == run_id
         if expect is not None:
             cond = and_(cond, db.runs.c.state.in_(list(expect)))
+        for name, value in (match or {}).items():
+            cond = and_(cond, db.runs.c[name] == value)
         with self.write() as conn:
             changed = conn.execute(update(db.runs).where(cond), values).rowcount > 0
             if changed and (message or "state" in values):

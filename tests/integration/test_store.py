@@ -73,6 +73,7 @@ def test_run_record_round_trip_keeps_every_field(store, clock):
         "id", "job", "pipeline", "pipeline_run", "step", "state", "reason", "shape", "backend", "queued_at",
         "started_at", "ended_at", "duration_s", "exit_code", "cost_usd", "saved_usd", "cache_hit", "reused_from",
         "cpu_util_avg", "mem_peak_bytes", "gpu_util_avg", "artifacts_dir",
+        "market", "attempts", "preemptions", "lost_s",
     }
     store.update_run(run.id, mem_peak_bytes=40 * 2**30, cost_usd=0.1234567891)
     got = store.get_run(run.id)
