@@ -1,5 +1,5 @@
 """The daemon's HTTP API (stdlib server, JSON): runs, pipeline runs, Alertmanager webhooks,
-health and /metrics. Loopback by default; bound anywhere else every call needs the bearer token.
+health (``/healthz`` for probes needs no token) and /metrics. Loopback by default; bound anywhere else every call needs the bearer token.
 
 Clients are not trusted (DESIGN.md, "Trust boundaries"): a request's head is checked before its body
 is read (api_guards), bodies and queries are validated by the documents' models (api_models), bad
@@ -88,6 +88,9 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         url = urlsplit(self.path)
+        if url.path == "/healthz" and method == "GET":  # for probes, which carry no token: says only "alive"
+            self._request_read()
+            return self._send(200, {"status": "ok"})
         refusal = self._refusal(method)
         if refusal:
             return self._refuse(refusal)
