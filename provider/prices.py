@@ -13,8 +13,9 @@ import csv
 import fnmatch
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
+from scheduler.core.allocatable import node_allocatable
 from scheduler.core.price_catalog import CatalogError, Offer, PriceCatalog, parse_catalog
 
 __all__ = ["CatalogError", "PriceCatalog", "load_catalog", "load_shapes", "read_rows", "shape_name", "shape_document"]
@@ -47,18 +48,27 @@ def load_shapes(
     include: Iterable[str] = ("*",),
     region: str | None = None,
     capacity: int = 4,
+    overrides: Mapping[str, Mapping] | None = None,
 ) -> list[dict]:
-    """Shape documents for the instance types matching `include` (glob patterns), cheapest first."""
+    """Shape documents for the instance types matching `include` (glob patterns), cheapest first.
+    ``overrides`` maps a shape's name to fields that replace the catalog's (e.g. the `allocatable` a
+    cluster's nodes really report, or a `kueue_queue`); a name no loaded shape has is a CatalogError."""
     patterns = list(include)
     offers = [o for o in load_catalog(path).cheapest(region)
               if any(fnmatch.fnmatchcase(o.instance_type, p) for p in patterns)]
-    docs = (shape_document(o, backend, capacity) for o in offers)
-    return sorted(docs, key=lambda d: (d["price_per_hour"], d["name"]))
+    docs = {d["name"]: d for d in (shape_document(o, backend, capacity) for o in offers)}
+    for name, fields in (overrides or {}).items():
+        if name not in docs:
+            raise CatalogError(f"{path}: override for shape {name!r}, which the catalog does not give (known: "
+                               f"{', '.join(sorted(docs)[:5]) or 'none'}{', ...' if len(docs) > 5 else ''})")
+        docs[name] = {**docs[name], **fields}
+    return sorted(docs.values(), key=lambda d: (d["price_per_hour"], d["name"]))
 
 
 def shape_document(offer: Offer, backend: str, capacity: int) -> dict:
-    """A Shape document (the schema `costwise apply` and provider.ComputeShape take) for an offer."""
-    return {
+    """A Shape document (the schema `costwise apply` and provider.ComputeShape take) for an offer;
+    a kubernetes one says what a node of it gives pods (GKE's documented reservations), which its Jobs request."""
+    doc = {
         "name": shape_name(offer.instance_type),
         "backend": backend,
         "vcpus": offer.vcpus,
@@ -72,3 +82,6 @@ def shape_document(offer: Offer, backend: str, capacity: int) -> dict:
         "region": offer.region,
         "labels": {"node.kubernetes.io/instance-type": offer.host} if backend == "kubernetes" else {},
     }
+    if backend == "kubernetes":
+        doc["allocatable"] = node_allocatable(offer.vcpus, offer.memory_gib).as_doc()
+    return doc

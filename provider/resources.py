@@ -37,6 +37,8 @@ class ComputeShapeArgs:
     capacity: Optional[Input[int]] = None
     labels: Optional[Input[Mapping[str, Input[str]]]] = None
     region: Optional[Input[str]] = None
+    kueue_queue: Optional[Input[str]] = None  # kubernetes: Jobs created suspended for this Kueue LocalQueue
+    allocatable: Optional[Input[Mapping[str, float]]] = None  # {vcpus, memory_gib} a node of the shape gives pods
     db: Optional[Input[str]] = None
 
 

@@ -54,7 +54,8 @@ def main() -> None:
     if cloud and patterns:
         prices = config.get("prices") or str(HERE / "prices" / "public-on-demand.csv")
         report_skipped(prices)
-        docs += load_shapes(prices, backend=cloud[0], include=patterns, region=config.get("region"))
+        docs += load_shapes(prices, backend=cloud[0], include=patterns, region=config.get("region"),
+                            overrides=config.get_object("shapeOverrides"))
     shapes = [provider.ComputeShape(doc["name"], provider.ComputeShapeArgs(**doc, **common)) for doc in docs]
 
     image = config.get("image") if cloud else None

@@ -136,6 +136,17 @@ class Requirements(Spec):
     gpu_memory_gib: float = Field(0.0, ge=0, le=GPU_MEMORY_GIB_MAX)
 
 
+# A Kueue LocalQueue's name: an object name that is also a label value (kueue.x-k8s.io/queue-name).
+KUEUE_QUEUE_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+
+class Allocatable(Spec):
+    """What one node of a shape really gives pods (its size less kubelet and system reservations)."""
+
+    vcpus: float = Field(gt=0, le=VCPUS_MAX)
+    memory_gib: float = Field(gt=0, le=MEMORY_GIB_MAX)
+
+
 class ShapeSpec(Spec):
     kind: Literal["Shape"] = "Shape"
     name: Name
@@ -151,11 +162,24 @@ class ShapeSpec(Spec):
     capacity: int = Field(1, ge=1, le=CAPACITY_MAX)
     labels: Labels = {}
     region: str | None = None
+    kueue_queue: Annotated[str | None, Field(pattern=KUEUE_QUEUE_PATTERN)] = None
+    allocatable: Allocatable | None = None
 
     @model_validator(mode="after")
     def _gpu_type_needs_gpus(self) -> "ShapeSpec":
         if self.gpu_type and self.gpus <= 0:
             raise ValueError(f"gpu_type {self.gpu_type!r} given but gpus is {self.gpus:g}")
+        return self
+
+    @model_validator(mode="after")
+    def _kubernetes_fields(self) -> "ShapeSpec":
+        if self.kueue_queue is not None and self.backend != "kubernetes":
+            raise ValueError(f"kueue_queue={self.kueue_queue!r} is for kubernetes shapes, not backend {self.backend!r}")
+        if self.allocatable is not None:
+            for field in ("vcpus", "memory_gib"):
+                if getattr(self.allocatable, field) > getattr(self, field):
+                    raise ValueError(f"allocatable.{field}={getattr(self.allocatable, field):g} is more than the "
+                                     f"shape's {field} {getattr(self, field):g}")
         return self
 
 

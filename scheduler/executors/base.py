@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..core.specs import Mount, ShapeSpec
+from ..core.specs import Mount, Requirements, ShapeSpec
 
 MAX_STOP_GRACE_S = 3600.0  # what any executor waits between SIGTERM and SIGKILL, whatever a spec says
 DEFAULT_STOP_GRACE_S = 10.0
@@ -55,6 +55,7 @@ class LaunchSpec:
     dirs: dict[str, Path] = field(default_factory=dict)  # artifacts, input, output, checkpoint
     seconds_left: float | None = None  # to the run's deadline (kept across retries), by the engine's clock
     stop_grace_s: float = DEFAULT_STOP_GRACE_S
+    requirements: Requirements | None = None  # the job's own; a Kubernetes Job requests these
 
 
 LOST = "lost"  # the reason of an exit the executor could not observe (process, container or Job gone)

@@ -20,6 +20,10 @@ RUN_LABEL = "costwise.io/run-id"
 JOB_LABEL = "costwise.io/job"
 LOG_ANNOTATION = "costwise.io/log"  # where the run's log goes: lets a restart adopt from the Job alone
 MANAGED = {"app.kubernetes.io/managed-by": "costwise"}
+# Kueue's Job labels (kueue.x-k8s.io/v1beta1): the LocalQueue that admits the Job, and the longest it may run once admitted.
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_MAX_EXEC_LABEL = "kueue.x-k8s.io/max-exec-time-seconds"
+GPU_RESOURCE = "nvidia.com/gpu"
 CONTAINER = "run"
 DEFAULT_TTL_S = 3600
 HOST_ONLY_ENV = frozenset({"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR"})
@@ -49,7 +53,7 @@ def job_manifest(spec: LaunchSpec, namespace: str, ttl_s: int = DEFAULT_TTL_S, h
             "command": list(spec.argv),
             "workingDir": str(spec.workdir),
             "env": env_for(spec, name),
-            "resources": resources_for(spec.shape),
+            "resources": resources_for(spec.shape, spec.requirements),
             "volumeMounts": mounts,
         }],
         "volumes": volumes,
@@ -62,17 +66,28 @@ def job_manifest(spec: LaunchSpec, namespace: str, ttl_s: int = DEFAULT_TTL_S, h
         RUN_LABEL: spec.run_id, JOB_LABEL: spec.job, "costwise.io/shape": spec.shape.name,
         "costwise.io/labels": json.dumps(spec.labels, sort_keys=True), LOG_ANNOTATION: str(spec.log_path),
     }
-    return {
+    deadline_s = max(math.ceil(spec.max_runtime_s), 1)
+    job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": name, "namespace": namespace, "labels": labels, "annotations": annotations},
         "spec": {
-            "activeDeadlineSeconds": max(math.ceil(spec.max_runtime_s), 1),
+            "activeDeadlineSeconds": deadline_s,
             "backoffLimit": spec.retries,
             "ttlSecondsAfterFinished": ttl_s,
             "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
         },
     }
+    if spec.shape.kueue_queue:
+        queue_for_kueue(job, spec.shape.kueue_queue, deadline_s)
+    return job
+
+
+def queue_for_kueue(job: dict[str, Any], queue: str, max_exec_s: int) -> None:
+    """Created suspended in ``queue``: Kueue unsuspends the Job once its quota admits it. The shape's
+    node selector stays, so Kueue can only assign the flavor whose nodeLabels are the shape's: costwise's choice."""
+    job["metadata"]["labels"] = {**job["metadata"]["labels"], KUEUE_QUEUE_LABEL: queue, KUEUE_MAX_EXEC_LABEL: str(max_exec_s)}
+    job["spec"]["suspend"] = True
 
 
 def run_labels(spec: LaunchSpec) -> dict[str, str]:
@@ -112,13 +127,19 @@ def scheduling(shape_labels: dict[str, str]) -> tuple[dict[str, str], list[dict[
     return selector, tolerations
 
 
-def resources_for(shape) -> dict[str, dict[str, str]]:
-    """Requests = limits = the shape (Guaranteed QoS), GPUs as ``nvidia.com/gpu`` limits."""
-    amounts = {"cpu": _cpu_quantity(shape.vcpus), "memory": f"{max(int(round(shape.memory_gib * 1024)), 1)}Mi"}
-    limits = dict(amounts)
+def resources_for(shape, requirements=None) -> dict[str, dict[str, str]]:
+    """Requests: the job's requirements (the whole shape without them), never more than a node of the
+    shape can give pods (its ``allocatable``, else its size), so the pod is schedulable on such a node.
+    Limits: the shape, as billed; GPUs as ``nvidia.com/gpu`` limits (Kubernetes requests them alike)."""
+    room = shape.allocatable or shape
+    cpus = requirements.cpus if requirements is not None else shape.vcpus
+    memory_gib = requirements.memory_gib if requirements is not None else shape.memory_gib
+    requests = {"cpu": cpu_quantity(min(cpus, room.vcpus), down=True),
+                "memory": memory_quantity(min(memory_gib, room.memory_gib), down=True)}
+    limits = {"cpu": cpu_quantity(shape.vcpus), "memory": memory_quantity(shape.memory_gib)}
     if shape.gpus > 0:
-        limits["nvidia.com/gpu"] = str(math.ceil(shape.gpus))
-    return {"requests": amounts, "limits": limits}
+        limits[GPU_RESOURCE] = str(math.ceil(shape.gpus))
+    return {"requests": requests, "limits": limits}
 
 
 def env_for(spec: LaunchSpec, secret_name: str) -> list[dict[str, Any]]:
@@ -172,6 +193,13 @@ def parse_quantity(text: str) -> float:
     return float(match.group(1)) * units.get(match.group(2), 1.0)
 
 
-def _cpu_quantity(vcpus: float) -> str:
-    milli = int(round(vcpus * 1000))
+def cpu_quantity(vcpus: float, down: bool = False) -> str:
+    """Whole millicores (rounded down for a request, which must stay within what a node gives)."""
+    milli = math.floor(round(vcpus * 1000, 6)) if down else int(round(vcpus * 1000))
     return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
+
+
+def memory_quantity(gib: float, down: bool = False) -> str:
+    """Whole MiB, at least 1 (rounded down for a request)."""
+    mib = math.floor(round(gib * 1024, 6)) if down else int(round(gib * 1024))
+    return f"{max(mib, 1)}Mi"

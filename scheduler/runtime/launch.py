@@ -112,6 +112,7 @@ def build_launch(
         dirs=dirs,
         seconds_left=(run.deadline_at - now).total_seconds() if run.deadline_at and now else None,
         stop_grace_s=job.stop_grace,
+        requirements=job.requirements,
     )
 
 

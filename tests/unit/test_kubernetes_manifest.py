@@ -3,13 +3,14 @@
 import json
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 from kubernetes import client
 
 from scheduler.executors.base import LaunchSpec
 from scheduler.executors.k8s_manifest import job_manifest, job_name, parse_quantity, scheduling, valid_label
 from scheduler.executors.kubernetes import KubernetesExecutor
-from scheduler.core.specs import Mount, ShapeSpec
+from scheduler.core.specs import Allocatable, Mount, Requirements, ShapeSpec
 
 GPU_SHAPE = ShapeSpec(
     name="k8s-a10", backend="kubernetes", vcpus=8, memory_gib=32, gpus=1, gpu_type="A10", price_per_hour=1.2,
@@ -132,3 +133,55 @@ def test_names_labels_and_quantities():
 def test_image_is_required():
     with pytest.raises(Exception, match="image"):
         job_manifest(launch_spec(CPU_SHAPE, image=None), "ml")
+
+
+CATALOG_SHAPE = ShapeSpec(  # an m5.xlarge from the price catalog: 4 vCPU / 16 GiB, 3.92 / 13621 MiB allocatable
+    name="m5.xlarge", backend="kubernetes", vcpus=4, memory_gib=16, price_per_hour=0.192, capacity=3,
+    labels={"node.kubernetes.io/instance-type": "m5.xlarge"}, allocatable={"vcpus": 3.92, "memory_gib": 13621 / 1024},
+)
+
+
+def resources(manifest: dict) -> dict:
+    return manifest["spec"]["template"]["spec"]["containers"][0]["resources"]
+
+
+def test_requests_are_the_jobs_requirements_and_limits_the_shape():
+    spec = launch_spec(CATALOG_SHAPE, requirements=Requirements(cpus=2, memory_gib=6))
+    manifest = job_manifest(spec, "ml")
+    validated(manifest)
+    assert resources(manifest) == {"requests": {"cpu": "2", "memory": "6144Mi"},
+                                   "limits": {"cpu": "4", "memory": "16384Mi"}}
+
+
+def test_requests_never_exceed_what_a_node_of_the_shape_allocates():
+    # A job that asks for the whole nominal instance (as a catalog shape used to request) gets the node's allocatable.
+    for requirements in (Requirements(cpus=4, memory_gib=16), None):
+        manifest = job_manifest(launch_spec(CATALOG_SHAPE, requirements=requirements), "ml")
+        validated(manifest)
+        requests = resources(manifest)["requests"]
+        assert requests == {"cpu": "3920m", "memory": "13621Mi"}
+        assert parse_quantity(requests["cpu"]) <= CATALOG_SHAPE.allocatable.vcpus
+        assert parse_quantity(requests["memory"]) <= CATALOG_SHAPE.allocatable.memory_gib * 2**30
+    odd = CATALOG_SHAPE.model_copy(update={"allocatable": Allocatable(vcpus=3.9999, memory_gib=13.00009)})
+    requests = resources(job_manifest(launch_spec(odd, requirements=Requirements(cpus=4, memory_gib=16)), "ml"))["requests"]
+    assert requests == {"cpu": "3999m", "memory": "13312Mi"}  # rounded down, never up past the node
+
+
+def test_kueue_shape_creates_the_job_suspended_in_its_queue_with_the_max_exec_time():
+    shape = GPU_SHAPE.model_copy(update={"kueue_queue": "ml-gpu"})
+    manifest = job_manifest(launch_spec(shape), "ml")
+    job = validated(manifest)
+    assert job.spec.suspend is True
+    assert job.metadata.labels["kueue.x-k8s.io/queue-name"] == "ml-gpu"
+    assert job.metadata.labels["kueue.x-k8s.io/max-exec-time-seconds"] == "7201"  # max_runtime 7200.4s, as activeDeadlineSeconds
+    assert "kueue.x-k8s.io/queue-name" not in job.spec.template.metadata.labels  # the Job's, not the pods'
+    # costwise's shape stays the flavor: the pods keep the shape's node selector and tolerations
+    assert job.spec.template.spec.node_selector == {"node.kubernetes.io/instance-type": "g5.2xlarge"}
+    plain = job_manifest(launch_spec(GPU_SHAPE), "ml")
+    assert "suspend" not in plain["spec"] and "kueue.x-k8s.io/queue-name" not in plain["metadata"]["labels"]
+
+
+def test_manifests_pass_the_strict_schema_of_kubernetes_1_33():
+    for shape in (CATALOG_SHAPE.model_copy(update={"kueue_queue": "ml"}), GPU_SHAPE):
+        manifest = job_manifest(launch_spec(shape, requirements=Requirements(cpus=2, memory_gib=4)), "ml")
+        kubernetes_validate.validate(manifest, "1.33.0", strict=True)
