@@ -26,6 +26,7 @@ from ..core.runs import LIVE_STATES, STARTING, RunRecord
 from ..runtime.engine import Engine
 from ..runtime.finish import owner_alive
 from ..runtime.pipeline_runner import PipelineRunner
+from ..store import heartbeat
 from ..store.leader import leader_lock
 from ..store.settings import Settings
 from ..store.store import Store
@@ -36,7 +37,6 @@ HEARTBEAT_S = 1.0
 DISPATCH_BATCH = 200  # oldest queued runs looked at per dispatch round
 DEBOUNCE_S = 0.02  # fires and finishes close together are dispatched for in one round
 RECONCILE_S = 5.0
-DAEMON_META_KEY = "daemon"
 
 
 class Daemon:
@@ -142,18 +142,10 @@ class Daemon:
 
     # -- heartbeat: how the CLI knows a daemon is up -------------------------------------------
     def _heartbeat(self) -> None:
-        from ..store import schema as db
-
-        value = f"http://{self.host}:{self.port}|{os.getpid()}|{self.clock.now().timestamp():.3f}"
-        with self.store.write() as conn:
-            conn.execute(db.meta.delete().where(db.meta.c.key == DAEMON_META_KEY))
-            conn.execute(db.meta.insert().values(key=DAEMON_META_KEY, value=value))
+        heartbeat.beat(self.store, f"http://{self.host}:{self.port}", os.getpid(), self.clock.now().timestamp())
 
     def _clear_heartbeat(self) -> None:
-        from ..store import schema as db
-
-        with self.store.write() as conn:
-            conn.execute(db.meta.delete().where(db.meta.c.key == DAEMON_META_KEY))
+        heartbeat.clear(self.store)
 
     # -- schedules -----------------------------------------------------------------------------
     def _start_scheduler(self) -> None:
@@ -303,13 +295,8 @@ class Daemon:
 
 def daemon_url(store, max_age_s: float = 5.0) -> str | None:
     """The leader's API address if a daemon has beaten its heart recently, else None."""
-    from sqlalchemy import select
-
-    from ..store import schema as db
-
-    with store.engine.connect() as conn:
-        row = conn.execute(select(db.meta.c.value).where(db.meta.c.key == DAEMON_META_KEY)).first()
-    if row is None:
+    last = heartbeat.last_beat(store)
+    if last is None:
         return None
-    url, _pid, beat = row.value.split("|")
-    return url if store.clock.now().timestamp() - float(beat) <= max_age_s else None
+    url, _pid, at = last
+    return url if store.clock.now().timestamp() - at <= max_age_s else None

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from ..core.budgets import BudgetSpec, covers
 from ..core.clock import Clock
-from ..core.runs import LIVE_STATES
+from ..store import spend_queries
 from ..store.store import Store
 
 SPEND_CACHE_S = 1.0
@@ -28,13 +28,9 @@ class BudgetLedger:
         if cached and mono - cached[0] < SPEND_CACHE_S:
             return cached[1]
         now = self.clock.now()
-        total = 0.0
-        for r in self.store.list_runs(since=since, newest_first=False):
-            if not covers(budget, r.labels):
-                continue
-            if r.state in LIVE_STATES and r.started_at is not None:
-                total += (r.price_per_hour or 0.0) * (now - r.started_at).total_seconds() / 3600.0
-            else:
-                total += r.cost_usd
+        total = sum(s.usd for s in spend_queries.finished_spend_by_labels(self.store, since) if covers(budget, s.labels))
+        for live in spend_queries.live_burn(self.store, since):
+            if covers(budget, live.labels):
+                total += live.price_per_hour * (now - live.started_at).total_seconds() / 3600.0
         self._spend_cache[budget.name] = (mono, total)
         return total
