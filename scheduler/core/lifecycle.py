@@ -8,8 +8,8 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     QUEUED: frozenset({STARTING, FAILED, CANCELED}),  # claimed; refused by placement or a budget; canceled
     # launched; requeued after a restart (never launched); ended before or at launch
     STARTING: frozenset({RUNNING, QUEUED, SUCCEEDED, FAILED, CANCELED, TIMED_OUT}),
-    # adopted by a new supervisor; retried; ended
-    RUNNING: frozenset({RUNNING, STARTING, SUCCEEDED, FAILED, CANCELED, TIMED_OUT}),
+    # adopted by a new supervisor; retried; queued again after a preempted (spot) attempt; ended
+    RUNNING: frozenset({RUNNING, STARTING, QUEUED, SUCCEEDED, FAILED, CANCELED, TIMED_OUT}),
 }
 
 

@@ -20,6 +20,7 @@ def test_launch_retry_adoption_and_requeue_are_moves_of_the_table():
     assert lifecycle.move(STARTING, RUNNING) == [STARTING]  # launched
     assert lifecycle.move(RUNNING, STARTING) == [RUNNING]  # a retry
     assert lifecycle.move(STARTING, QUEUED) == [STARTING]  # requeued: it was never launched
+    assert lifecycle.move(RUNNING, QUEUED) == [RUNNING]  # requeued: its spot attempt was preempted
     assert lifecycle.sources(RUNNING) == [STARTING, RUNNING]  # adopted from either live state
 
 
