@@ -6,13 +6,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ..core import lifecycle, placement
+from ..core import attempts, lifecycle, placement
 from ..core.dispatch import DispatchRound, run_request
 from ..core.errors import CostwiseError
 from ..core.placement import Action
 from ..core.runs import FAILED, QUEUED, RUNNING, STARTING, RunRecord
 from ..core.specs import JobSpec
 from ..core.supervision import deadline_from_claim
+from . import spot_runs
 from .faults import crash_point
 from .finish import finish_unlaunched
 from .launch import build_launch
@@ -60,8 +61,28 @@ def _claim(engine: "Engine", run: RunRecord, job: JobSpec, req, decision: placem
            round: DispatchRound) -> RunRecord | None:
     """Claim a slot of the decided shape; the run as claim_slot wrote it (not read back), or None."""
     shape = round.index.by_name[decision.shape]
+    info = _placement_info(req, decision, round, job)
+    expected_s = decision.chosen.expected_duration_s if decision.chosen else None
+    market = spot_runs.claim_values(run, job, spot_runs.choose(engine, run, job, shape, expected_s), info)
+    # the deadline is set with the claim: a run is never live without one, whoever dies when; a
+    # preempted run queued again keeps its first claim's (preemptions do not extend max_runtime)
+    deadline = run.deadline_at if run.preemptions and run.deadline_at else \
+        deadline_from_claim(engine.clock.now(), job.max_runtime)
+    claimed = engine.store.claim_slot(
+        run.id, shape.name, shape.capacity,
+        backend=shape.backend, placement=info, handle=engine.owner, deadline_at=deadline, **market,
+    )
+    if not claimed:
+        return None
+    crash_point("after-claim")
+    round.took(shape.name)
+    return replace(run, state=STARTING, shape=shape.name, backend=shape.backend, placement=info,
+                   handle=engine.owner, deadline_at=deadline, **market)
+
+
+def _placement_info(req, decision: placement.Decision, round: DispatchRound, job: JobSpec) -> dict:
     ranked = placement.alternatives(req, round.snapshot, round.history(job.name), ALTERNATIVES_KEPT)
-    info = {
+    return {
         "reason": decision.reason,
         "alternatives": [
             {"shape": c.shape, "expected_cost_usd": c.expected_cost_usd, "price_per_hour": c.price_per_hour,
@@ -70,19 +91,6 @@ def _claim(engine: "Engine", run: RunRecord, job: JobSpec, req, decision: placem
             for c in ranked
         ],
     }
-    # the deadline is set with the claim: a run is never live without one, whoever dies when
-    deadline = deadline_from_claim(engine.clock.now(), job.max_runtime)
-    claimed = engine.store.claim_slot(
-        run.id, shape.name, shape.capacity,
-        backend=shape.backend, price_per_hour=shape.price_per_hour, placement=info, handle=engine.owner,
-        deadline_at=deadline,
-    )
-    if not claimed:
-        return None
-    crash_point("after-claim")
-    round.took(shape.name)
-    return replace(run, state=STARTING, shape=shape.name, backend=shape.backend,
-                   price_per_hour=shape.price_per_hour, placement=info, handle=engine.owner, deadline_at=deadline)
 
 
 def launch_run(engine: "Engine", run_id: str, run: RunRecord | None = None) -> RunRecord:
@@ -99,9 +107,10 @@ def launch_run(engine: "Engine", run_id: str, run: RunRecord | None = None) -> R
     except (CostwiseError, OSError) as exc:
         return finish_unlaunched(engine, run_id, FAILED, f"launch failed: {exc}")
     crash_point("after-spawn")
-    started = run.started_at or engine.clock.now()  # a retry keeps the first attempt's start and deadline
+    now = engine.clock.now()
+    started = run.started_at or now  # a retry (or a preempted run's next attempt) keeps the first start and deadline
     running = dict(state=RUNNING, started_at=started, deadline_at=run_deadline(run, job, started),
-                   handle=handle, artifacts_dir=str(spec.dirs["artifacts"]))
+                   handle=handle, artifacts_dir=str(spec.dirs["artifacts"]), **attempts.launch_values(run, now))
     if engine.store.update_run(run_id, expect=lifecycle.move(STARTING, RUNNING), **running,
                                message=f"launched on {shape.name} ({shape.backend}), attempt {run.attempt + 1}"):
         return replace(run, **running)

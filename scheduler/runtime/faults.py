@@ -2,6 +2,8 @@
 
 - ``after-claim``: SIGKILL itself right after a run's slot is claimed (STARTING, nothing launched);
 - ``after-spawn``: SIGKILL itself right after a run's process started, before its handle is saved;
+- ``before-requeue`` / ``after-requeue``: SIGKILL itself right before / after a preempted attempt's
+  run is queued again (the compare-and-set that records the attempt);
 - ``supervise``: the first supervision of a run in this process raises (a supervisor thread dying).
 
 Nothing happens when the variable is unset, which is always outside tests.
@@ -13,7 +15,7 @@ import os
 import signal
 import threading
 
-KILL_POINTS = ("after-claim", "after-spawn")
+KILL_POINTS = ("after-claim", "after-spawn", "before-requeue", "after-requeue")
 RAISE_ONCE_POINTS = ("supervise",)
 _raised: set[str] = set()
 _lock = threading.Lock()

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from ..core import lifecycle
+from ..core import attempts, lifecycle
 from ..core.runs import CANCELED, FAILED, QUEUED, STARTING, SUCCEEDED, RunRecord
 from ..core.specs import JobSpec
+from ..core.spot import Market
 from ..executors import ExitStatus
 from ..executors.base import capped_grace
+from . import spot_runs
 from .launch import run_dirs
 from .results import build_results, write_results
 
@@ -34,12 +36,17 @@ def finish(engine: "Engine", run: RunRecord, executor, status: ExitStatus, state
 def record_end(engine: "Engine", run: RunRecord, state: str, reason: str | None, exit_code=None, usage=None,
                ended_at: datetime | None = None) -> RunRecord:
     now = ended_at or engine.clock.now()
+    if state in (SUCCEEDED, FAILED) and spot_runs.marked_preempted(engine, run):
+        # the market ended it (`costwise preempt`), whoever saw it end: not the run's end, an attempt's
+        return spot_runs.requeue(engine, run, now)
     started = run.started_at
     duration = max((now - started).total_seconds(), 0.0) if started else 0.0
     final = {
         "state": state, "reason": reason, "ended_at": now, "duration_s": duration, "exit_code": exit_code,
         "cost_usd": (run.price_per_hour or 0.0) * duration / 3600.0,
     }
+    if run.market is Market.SPOT or run.preemptions:
+        final.update(attempts.final_values(run, state, now))  # cost: the sum of its attempts
     if usage is not None:
         final.update(cpu_util_avg=usage.cpu_util_avg, mem_peak_bytes=usage.mem_peak_bytes,
                      gpu_util_avg=usage.gpu_util_avg)

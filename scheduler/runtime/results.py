@@ -85,6 +85,10 @@ def build_results(run: RunRecord, final: dict[str, Any], dirs: dict[str, Path]) 
         },
         "exit_code": merged["exit_code"],
         "labels": run.labels,
+        "market": {
+            "market": merged["market"], "attempts": merged["attempts"], "preemptions": merged["preemptions"],
+            "lost_s": merged["lost_s"], "attempt_log": (final.get("extra") or run.extra).get("attempt_log", []),
+        },
     }
 
 

@@ -16,6 +16,7 @@ from ..executors.base import capped_grace
 from .dispatch import launch_run, run_deadline, try_start
 from .faults import crash_point
 from .finish import cancel, finish, finish_unlaunched
+from .spot_runs import marked_preempted, preempt_pending
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -33,18 +34,21 @@ def supervise(engine: "Engine", run: RunRecord, progress: Progress | None = None
         run = replace(run, deadline_at=run_deadline(run, job, clock.now()))
     cadence = Cadence.starting(clock.monotonic())
     while True:
-        can_retry = run.attempt < job.retries and not getattr(executor, "retries_itself", False)  # k8s: backoffLimit
+        # a preempted attempt is no failure: it spends no retry (k8s retries itself: backoffLimit)
+        can_retry = run.attempt - run.preemptions < job.retries and not getattr(executor, "retries_itself", False)
         watched = watch(clock, executor, run.handle, run.deadline_at, grace_s=capped_grace(job.stop_grace),
                         can_retry=can_retry, check=lambda: _seen(engine, run.id), cadence=cadence,
                         on_sample=(lambda elapsed: progress(run, elapsed)) if progress else None)
         outcome, status = watched.outcome, watched.status
-        if outcome is Outcome.RETRY:
+        if outcome is Outcome.RETRY and not marked_preempted(engine, run):
             run = _retry(engine, run, status)
             continue
         if outcome is Outcome.ENDED_ELSEWHERE:
             return engine.store.get_run(run.id)
         if outcome in (Outcome.WATCHDOG, Outcome.DEADLINE):
             return finish(engine, run, executor, status, TIMED_OUT, timed_out)
+        if outcome is Outcome.CANCEL and marked_preempted(engine, run):
+            return finish(engine, run, executor, status)  # recorded as PREEMPTED and queued again
         if outcome is Outcome.CANCEL:
             return finish(engine, run, executor, status, CANCELED, "canceled by request")
         return finish(engine, run, executor, status)
@@ -52,8 +56,8 @@ def supervise(engine: "Engine", run: RunRecord, progress: Progress | None = None
 
 def _seen(engine: "Engine", run_id: str) -> Seen:
     current = engine.store.get_run(run_id)
-    if current.cancel_requested_at is not None:
-        return Seen.CANCEL_REQUESTED
+    if current.cancel_requested_at is not None or preempt_pending(current):
+        return Seen.CANCEL_REQUESTED  # a preempted attempt is stopped as a cancel is, then recorded apart
     return Seen.FINISHED if current.finished else Seen.LIVE
 
 
@@ -73,7 +77,13 @@ def run_to_completion(engine: "Engine", run: RunRecord, progress: Progress | Non
         while True:
             started = try_start(engine, run, backends)
             if started is not None:
-                return supervise(engine, started, progress) if started.state in LIVE_STATES else started
+                if started.state not in LIVE_STATES:
+                    return started
+                ended = supervise(engine, started, progress)
+                if ended.state != QUEUED:
+                    return ended
+                run = ended  # its spot attempt was preempted: the same run is placed again
+                continue
             current = engine.store.get_run(run.id)
             if current.state != QUEUED:
                 return wait_for(engine, run.id) if not current.finished else current

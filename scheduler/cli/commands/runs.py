@@ -1,4 +1,4 @@
-"""`costwise run`, `runs`, `show`, `logs` and `cancel`: start a run and look at the history."""
+"""`costwise run`, `runs`, `show`, `logs`, `cancel` and `preempt`: start a run and look at the history."""
 
 from __future__ import annotations
 
@@ -140,6 +140,10 @@ def _print_detail(record, spend, events) -> None:
     placement = record.placement or {}
     if placement.get("reason"):
         out.print(f"placement: {placement['reason']}")
+    if placement.get("market_reason"):
+        out.print(f"market: {placement['market_reason']}")
+    out.print(f"market {record.market} · attempts {record.attempts} · preemptions {record.preemptions} "
+              f"· lost {record.lost_s:.1f}s")
     for alt in placement.get("alternatives", []):
         cost = "-" if alt["expected_cost_usd"] is None else f"${alt['expected_cost_usd']:.4f}"
         out.print(f"  {alt['shape']:<24} ${alt['price_per_hour']:.4g}/h  expected {cost} ({alt['duration_source']})")
@@ -182,3 +186,11 @@ def cancel(ctx: typer.Context, run_id: str = typer.Argument(...), as_json: bool 
         return print_pipeline_run(runner, runner.cancel(run_id), as_json)
     record = app_context(ctx).engine.cancel(run_id, wait=True)
     print_run(record, as_json)
+
+
+@app.command()
+def preempt(ctx: typer.Context, run_id: str = typer.Argument(...), as_json: bool = JSON_OPT):
+    """End a running spot attempt as the market would (admin, tests and drills): the run is queued again."""
+    from ...runtime.preempt import preempt as preempt_run
+
+    print_run(preempt_run(app_context(ctx).engine, run_id), as_json)
