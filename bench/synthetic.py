@@ -100,7 +100,8 @@ def populate(url: str, runs: int, jobs: int, days: int = 30, seed: int = 7) -> d
     conn.executemany(
         "INSERT INTO runs (id, job, state, pipeline, step, shape, backend, queued_at, started_at, ended_at,"
         " duration_s, cost_usd, saved_usd, cache_hit, cpu_util_avg, mem_peak_bytes, gpu_util_avg, labels,"
-        " price_per_hour, attempt) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
+        " price_per_hour, attempt, market, attempts, preemptions, lost_s)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,'on_demand',1,0,0.0)",
         rows,
     )
     conn.commit()
