@@ -62,6 +62,15 @@ checkpoint_interval: 2s
 deadline: 10s
 ---
 kind: Job
+name: tight
+artifact: stepper.py
+args: ["30"]
+spot: allowed
+checkpoint_interval: 1s
+deadline: 365s
+stop_grace: 1s
+---
+kind: Job
 name: plain
 artifact: stepper.py
 args: ["100"]
@@ -104,7 +113,7 @@ def running_at_step(home, run_id, attempts: int, step: int):
     run = show(home, run_id)
     if run["state"] != "RUNNING" or run["attempts"] != attempts or len(starts(run)) != attempts:
         return None
-    ckpt = home / "checkpoints" / "spotty" / run_id / "state.json"
+    ckpt = home / "checkpoints" / run["job"] / run_id / "state.json"
     try:
         return run if json.loads(ckpt.read_text())["step"] >= step else None
     except (OSError, ValueError):
@@ -157,6 +166,32 @@ def test_a_run_whose_deadline_slack_is_gone_is_placed_on_demand(home, project):
     assert "slack is gone" in detail["placement"]["market_reason"], detail["placement"]
     assert detail["price_per_hour"] == ON_DEMAND_PRICE
     assert record["cost_usd"] == pytest.approx(ON_DEMAND_PRICE * record["duration_s"] / 3600)
+
+
+def test_a_preempted_run_whose_slack_ran_out_finishes_on_demand(home, project):
+    """Deadline 365 s, no estimate yet: the gate keeps the run's remaining time (its interval and a
+    restart: 181 s), one interval at risk and one more restart, so about 3 s of slack at the first
+    claim (spot) and none once it has run 4 s (on-demand, for good)."""
+    waiter = run_wait_process(home, "tight")
+    try:
+        run_id = wait_until(lambda: (r := the_run(home, "tight")) and r["id"], timeout=30)
+        wait_until(lambda: running_at_step(home, run_id, 1, 20), timeout=30)
+        assert show(home, run_id)["market"] == "spot"
+        code, _, err = cw(home, "preempt", run_id)
+        assert code == 0, err
+        out, err = waiter.communicate(timeout=60)
+    finally:
+        waiter.kill()
+    final = json.loads(out)
+    assert (final["state"], final["market"], final["attempts"], final["preemptions"]) == ("SUCCEEDED", "on_demand", 2, 1)
+    detail = show(home, run_id)
+    assert "slack is gone" in detail["placement"]["market_reason"] and detail["gave_up_spot"] is True
+    log = detail["attempt_log"]
+    assert [(a["market"], a["price_per_hour"]) for a in log] == [("spot", SPOT_PRICE), ("on_demand", ON_DEMAND_PRICE)]
+    assert final["cost_usd"] == pytest.approx(sum(a["price_per_hour"] * a["seconds"] / 3600 for a in log), rel=1e-9)
+    assert starts(detail)[1] >= 20  # resumed from its checkpoint on on-demand
+    code, text, _ = cw(home, "show", run_id)
+    assert code == 0 and "attempts 2 · preemptions 1" in text and "attempt 1 PREEMPTED" in text, text
 
 
 def test_preempt_refuses_a_run_that_is_not_a_live_spot_attempt(home, project):

@@ -140,16 +140,23 @@ def _print_detail(record, spend, events) -> None:
     placement = record.placement or {}
     if placement.get("reason"):
         out.print(f"placement: {placement['reason']}")
+    for alt in placement.get("alternatives", []):
+        cost = "-" if alt["expected_cost_usd"] is None else f"${alt['expected_cost_usd']:.4f}"
+        out.print(f"  {alt['shape']:<24} ${alt['price_per_hour']:.4g}/h  expected {cost} ({alt['duration_source']})")
+    _print_market(out, record, placement)
+    out.print(f"artifacts: {record.artifacts_dir or '-'}")
+    for e in events:
+        out.print(f"  {iso(e['at'])}  {e['state'] or '':<10} {e['message'] or ''}")
+
+
+def _print_market(out, record, placement) -> None:
     if placement.get("market_reason"):
         out.print(f"market: {placement['market_reason']}")
     out.print(f"market {record.market} · attempts {record.attempts} · preemptions {record.preemptions} "
               f"· lost {record.lost_s:.1f}s")
-    for alt in placement.get("alternatives", []):
-        cost = "-" if alt["expected_cost_usd"] is None else f"${alt['expected_cost_usd']:.4f}"
-        out.print(f"  {alt['shape']:<24} ${alt['price_per_hour']:.4g}/h  expected {cost} ({alt['duration_source']})")
-    out.print(f"artifacts: {record.artifacts_dir or '-'}")
-    for e in events:
-        out.print(f"  {iso(e['at'])}  {e['state'] or '':<10} {e['message'] or ''}")
+    for a in record.extra.get("attempt_log", []):
+        out.print(f"  attempt {a['attempt']} {a['state']:<10} {a['market']:<9} ${a['price_per_hour']:.4g}/h "
+                  f"{a['seconds']:.1f}s ${a['cost_usd']:.6f}, lost {a['lost_s']:.1f}s")
 
 
 @app.command()
