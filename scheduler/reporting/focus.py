@@ -1,13 +1,19 @@
-"""FOCUS export: the run history as a FinOps Open Cost and Usage Specification (1.x) cost dataset.
+"""FOCUS export: the run history as a FinOps Open Cost and Usage Specification (1.2 or 1.3) cost dataset.
 
 One row per finished run and charge period (a run is one charge: its shape's hourly price times its
 hours). FOCUS wants every row inside one billing period, so a run that crosses a month boundary is
 split there (``charge_period="day"`` splits at every midnight UTC too); its cost, hours, savings and
 idle spend are shared out by time, and the parts add up exactly to the run's figures. Every
-column FOCUS 1.0 / 1.1 marks Mandatory is present; a few Conditional ones that apply here are filled
-too (ResourceId, ResourceName, ResourceType, SkuId, SkuPriceId, ListUnitPrice, ContractedUnitPrice,
-ConsumedQuantity, ConsumedUnit, ChargeFrequency, PricingCategory, Tags); costwise's own columns start
-with ``x_``. Costs are on-demand prices, so ListCost = ContractedCost = EffectiveCost = BilledCost.
+column the version marks Mandatory is present (``focus_spec``); the Recommended InvoiceId and
+ServiceSubcategory and the Conditional ones that apply here are filled too (ResourceId, ResourceName,
+ResourceType, SkuId, SkuPriceId, ListUnitPrice, ContractedUnitPrice, ConsumedQuantity, ConsumedUnit,
+ChargeFrequency, PricingCategory, Tags); costwise's own columns start with ``x_``. Costs are the prices
+the runs ran at, so ListCost = ContractedCost = EffectiveCost = BilledCost; a spot run's PricingCategory
+is "Dynamic", every other run's "Standard".
+
+InvoiceId is null on every row: costwise prices runs for showback, it issues no invoice, and FOCUS says
+InvoiceId MUST be null for a charge not associated with an invoice. (The FinOps Foundation's validator
+gives that rule, InvoiceId-C-004-C, and its opposite, InvoiceId-C-005-C, no condition, so C-005-C fails.)
 """
 
 from __future__ import annotations
@@ -18,35 +24,20 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..core.spot import Market
+from .focus_spec import MANDATORY_1_2, FocusVersion
+
 PROVIDER = "costwise"
 SERVICE_NAME = "costwise"
 SERVICE_CATEGORY = "AI and Machine Learning"  # one of FOCUS's allowed ServiceCategory values
 CURRENCY = "USD"
 
-# The 21 columns FOCUS 1.0 / 1.1 make Mandatory, with their FOCUS data types and whether nulls are allowed.
-MANDATORY: dict[str, tuple[str, bool]] = {
-    "BilledCost": ("Decimal", False),
-    "BillingAccountId": ("String", False),
-    "BillingAccountName": ("String", True),
-    "BillingCurrency": ("String", False),
-    "BillingPeriodEnd": ("DateTime", False),
-    "BillingPeriodStart": ("DateTime", False),
-    "ChargeCategory": ("String", False),
-    "ChargeClass": ("String", True),
-    "ChargeDescription": ("String", True),
-    "ChargePeriodEnd": ("DateTime", False),
-    "ChargePeriodStart": ("DateTime", False),
-    "ContractedCost": ("Decimal", False),
-    "EffectiveCost": ("Decimal", False),
-    "InvoiceIssuerName": ("String", False),
-    "ListCost": ("Decimal", False),
-    "PricingQuantity": ("Decimal", True),
-    "PricingUnit": ("String", True),
-    "ProviderName": ("String", False),
-    "PublisherName": ("String", False),
-    "ServiceCategory": ("String", False),
-    "ServiceName": ("String", False),
-}
+SERVICE_SUBCATEGORY = "Machine Learning"  # its parent category is SERVICE_CATEGORY in FOCUS's table
+INVOICE_ID = None  # not invoiced: see the module's docstring
+PRICING_CATEGORY = {Market.SPOT: "Dynamic"}  # every other market (on-demand, or not recorded) is "Standard"
+
+MANDATORY = MANDATORY_1_2  # the columns FOCUS 1.2 makes Mandatory (type, nulls allowed)
+RECOMMENDED = ("InvoiceId", "ServiceSubcategory")
 CONDITIONAL = ("ChargeFrequency", "ConsumedQuantity", "ConsumedUnit", "ContractedUnitPrice", "ListUnitPrice",
                "PricingCategory", "ResourceId", "ResourceName", "ResourceType", "SkuId", "SkuPriceId", "Tags")
 CUSTOM = ("x_RunId", "x_Job", "x_Pipeline", "x_Step", "x_State", "x_Shape", "x_Backend", "x_CacheHit",
@@ -144,28 +135,47 @@ def _strings(values):
 
 
 def to_focus(df: pd.DataFrame, labels: Sequence[str] = (), account_id: str = PROVIDER,
-             account_name: str = PROVIDER, charge_period: str = "month"):
+             account_name: str = PROVIDER, charge_period: str = "month",
+             version: FocusVersion | str = FocusVersion.V1_2):
     """A FOCUS table (pyarrow) from ``report.load_runs(..., detail=True)``: one row per run and
     charge period (see ``split_by_period``; the later parts of split runs come after all runs)."""
     import pyarrow as pa
 
+    version = FocusVersion(version)
     firsts, later = split_by_period(df, charge_period)
-    table = _focus_table(firsts, labels, account_id, account_name)
+    table = _focus_table(firsts, labels, account_id, account_name, version)
     if len(later):
-        table = pa.concat_tables([table, _focus_table(later, labels, account_id, account_name)])
+        table = pa.concat_tables([table, _focus_table(later, labels, account_id, account_name, version)])
     return table
 
 
-def _focus_table(df: pd.DataFrame, labels: Sequence[str], account_id: str, account_name: str):
+def _focus_table(df: pd.DataFrame, labels: Sequence[str], account_id: str, account_name: str,
+                 version: FocusVersion):
     import pyarrow as pa
 
     v = _values(df)
-    columns = _columns(v, _constants(len(df)), account_id, account_name)
+    const = _constants(len(df))
+    columns = _columns(v, const, account_id, account_name)
+    if version == FocusVersion.V1_3:
+        columns = _with_1_3_providers(columns, const)
     for key in labels:
         column = f"label:{key}"
         if column in df:
             columns[f"x_Label_{_safe(key)}"] = _strings(df[column])
     return pa.table(columns)
+
+
+def _with_1_3_providers(columns: dict, const) -> dict:
+    """FOCUS 1.3's ServiceProviderName and HostProviderName beside the deprecated (still Mandatory)
+    ProviderName and PublisherName. costwise shows no host below its shapes, and 1.3 lets the host
+    provider equal the service provider when the underlying host is not visible."""
+    out = {}
+    for name, value in columns.items():
+        out[name] = value
+        if name == "PublisherName":
+            out["ServiceProviderName"] = const(PROVIDER)
+            out["HostProviderName"] = const(PROVIDER)
+    return out
 
 
 def _periods(df: pd.DataFrame) -> dict:
@@ -207,8 +217,22 @@ def _values(df: pd.DataFrame) -> dict:
     v["sku_price"] = pc.binary_join_element_wise(v["shape"], price_text, "@", null_handling="emit_null")
     v["tags"] = pc.fill_null(_strings(df["labels_json"]), "{}")
     v["cache_hit"] = pa.array(df["cache_hit"].to_numpy(dtype=bool))
+    v["pricing_category"] = _pricing_categories(df)
     v.update(_periods(df))
     return v
+
+
+def _pricing_categories(df: pd.DataFrame):
+    """FOCUS's PricingCategory per row from the run's market; a run with none recorded ran on-demand."""
+    import pyarrow as pa
+
+    names = ["Standard", *PRICING_CATEGORY.values()]
+    codes = np.zeros(len(df), dtype=np.int8)
+    if "market" in df:
+        market = df["market"].astype(object).to_numpy()
+        for i, kind in enumerate(PRICING_CATEGORY, start=1):
+            codes[market == kind.value] = i
+    return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(names, pa.string()))
 
 
 def _constants(n: int):
@@ -241,6 +265,7 @@ def _columns(v: dict, const, account_id: str, account_name: str) -> dict:
         "ChargePeriodStart": v["start"],
         "ContractedCost": cost,
         "EffectiveCost": cost,
+        "InvoiceId": const(INVOICE_ID),
         "InvoiceIssuerName": const(PROVIDER),
         "ListCost": cost,
         "PricingQuantity": hours,
@@ -249,12 +274,13 @@ def _columns(v: dict, const, account_id: str, account_name: str) -> dict:
         "PublisherName": const(PROVIDER),
         "ServiceCategory": const(SERVICE_CATEGORY),
         "ServiceName": const(SERVICE_NAME),
+        "ServiceSubcategory": const(SERVICE_SUBCATEGORY),
         "ChargeFrequency": const("Usage-Based"),
         "ConsumedQuantity": hours,
         "ConsumedUnit": const("Hours"),
         "ContractedUnitPrice": price,  # null where nothing was priced (reused outputs): FOCUS allows that
         "ListUnitPrice": price,
-        "PricingCategory": const("Standard"),
+        "PricingCategory": v["pricing_category"],
         "ResourceId": run_id,
         "ResourceName": pc.coalesce(v["step_name"], v["job"]),
         "ResourceType": const("Run"),

@@ -7,7 +7,7 @@ that frame, so every total is a sum of run records and reconciles with them exac
 
 Formats: ``json`` (the whole report), ``html`` (the same with embedded charts, one standalone
 file), ``csv`` (the breakdown by ``--group-by``), ``parquet`` (one row per run, for data tools),
-``focus`` (FOCUS 1.x columns, one row per run and charge period; see ``scheduler.reporting.focus``).
+``focus`` (FOCUS 1.2 or 1.3 columns, one row per run and charge period; see ``scheduler.reporting.focus``).
 """
 
 from __future__ import annotations
@@ -114,9 +114,11 @@ def build_report(store, since=None, until=None, group_by: Sequence[str] | str | 
 
 # -- writing -----------------------------------------------------------------------------------
 def write_report(store, fmt: str, out: str | Path, since=None, until=None, group_by=None,
-                 now: datetime | None = None, charge_period: str = "month") -> dict[str, Any]:
+                 now: datetime | None = None, charge_period: str = "month",
+                 focus_version: str = "1.2") -> dict[str, Any]:
     """Write one report file; returns a small summary (path, format, runs, cost; rows for FOCUS)."""
     from .focus import CHARGE_PERIODS
+    from .focus_spec import FocusVersion
 
     fmt = (fmt or "").lower()
     if fmt not in FORMATS:
@@ -124,6 +126,9 @@ def write_report(store, fmt: str, out: str | Path, since=None, until=None, group
     if charge_period not in CHARGE_PERIODS:
         raise SpecError(f"--charge-period {charge_period!r} is not one of {', '.join(CHARGE_PERIODS)}",
                         "charge_period", charge_period)
+    if focus_version not in tuple(FocusVersion):
+        raise SpecError(f"--focus-version {focus_version!r} is not one of {', '.join(FocusVersion)}",
+                        "focus_version", focus_version)
     path = Path(out)
     if path.is_dir():
         raise SpecError(f"--out {str(path)!r} is a directory; give a file path", "out", str(path))
@@ -135,9 +140,9 @@ def write_report(store, fmt: str, out: str | Path, since=None, until=None, group
         if fmt == "focus":
             from .focus import to_focus, write_focus_csv
 
-            table = to_focus(df, label_keys(keys), charge_period=charge_period)
+            table = to_focus(df, label_keys(keys), charge_period=charge_period, version=focus_version)
             write_focus_csv(table, path)
-            summary = {"rows": table.num_rows}
+            summary = {"rows": table.num_rows, "focus_version": str(focus_version)}
         else:
             run_table(df, keys).to_parquet(path, index=False)
             summary = {}

@@ -51,7 +51,7 @@ def runs_query(dialect: str, since=None, until=None, labels: Sequence[str] = (),
     ]
     cols += [r.labels[key].as_string().label(label_column(key)) for key in labels]
     if detail:
-        cols += [r.id, r.backend, r.price_per_hour, _epoch(r.started_at, dialect).label("started_epoch"),
+        cols += [r.id, r.backend, r.market, r.price_per_hour, _epoch(r.started_at, dialect).label("started_epoch"),
                  cast(r.labels, Text).label("labels_json") if dialect == "sqlite" else r.labels.label("labels_json")]
     query = select(*cols).where(r.ended_at.is_not(None))  # a full-history scan, not an index walk
     if since is not None:

@@ -230,7 +230,7 @@ def test_focus_export_has_every_mandatory_column_with_its_type(store, tmp_path):
     assert set(MANDATORY) <= set(frame.columns)
     focus_names = set(MANDATORY) | {"ChargeFrequency", "ConsumedQuantity", "ConsumedUnit", "ContractedUnitPrice",
                                     "ListUnitPrice", "PricingCategory", "ResourceId", "ResourceName", "ResourceType",
-                                    "SkuId", "SkuPriceId", "Tags"}
+                                    "SkuId", "SkuPriceId", "Tags", "InvoiceId", "ServiceSubcategory"}
     custom = [c for c in frame.columns if c not in focus_names]
     assert custom and all(c.startswith("x_") for c in custom)
     assert set(CUSTOM) <= set(custom)

@@ -20,6 +20,7 @@ def report(
     until: Optional[str] = typer.Option(None, "--until", help="ISO time or a duration back from now."),
     group_by: Optional[str] = typer.Option(None, "--group-by", help="Run fields (job, pipeline, step, shape, backend, state, day, week, month) or labels, e.g. team,job."),
     charge_period: str = typer.Option("month", "--charge-period", help="focus: split runs at month boundaries (FOCUS billing periods) or at every day."),
+    focus_version: str = typer.Option("1.2", "--focus-version", help="focus: the FOCUS version's columns, 1.2 or 1.3 (1.3 adds ServiceProviderName and HostProviderName)."),
     as_json: bool = JSON_OPT,
 ):
     """Cost report over the runs that finished in [since, until): spend, idle spend, savings, right-sizing."""
@@ -34,7 +35,7 @@ def report(
     if since_dt and until_dt and since_dt >= until_dt:
         raise SpecError(f"--since {since!r} is not before --until {until!r}", "since", since)
     summary = write_report(app_ctx.store, fmt, out, since_dt, until_dt, group_by, now,
-                           charge_period=charge_period.lower())
+                           charge_period=charge_period.lower(), focus_version=focus_version.strip())
     if as_json:
         return emit(summary)
     console().print(f"wrote {summary['format']} report of {summary['runs']:,} runs (${summary['cost_usd']:,.2f}) to {summary['path']}")
