@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from .bounds import MONEY_MAX_USD
+from .money import usd
 from .specs import NAME_PATTERN, Labels, Spec, register_kind
 
 
@@ -64,8 +65,8 @@ def check(budget: BudgetSpec, spent_usd: float, expected_usd: float) -> BudgetVe
     action = BudgetAction(budget.action)
     verb = "refused" if action is BudgetAction.REFUSE else "held"
     return BudgetVerdict(action, (
-        f"{verb} by budget {budget.name!r}: ${spent_usd:.2f} spent this {budget.period} + "
-        f"${expected_usd:.2f} expected > ${budget.limit_usd:.2f}"
+        f"{verb} by budget {budget.name!r}: {usd(spent_usd)} spent this {budget.period} + "
+        f"{usd(expected_usd)} expected > {usd(budget.limit_usd)}"
     ))
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .money import usd, usd_price
+
 GIB = 2**30
 
 
@@ -53,14 +55,14 @@ def spend_line(summary: dict[str, Any]) -> str:
         return "-" if v is None else f"{v * 100:.0f}%"
 
     price = summary["price_per_hour"]
-    rate = f" at ${price:.4g}/h" if price is not None else ""
+    rate = f" at {usd_price(price)}/h" if price is not None else ""
     parts = [
-        f"spend ${summary['cost_usd']:.6f} ({summary['billed_hours'] * 3600:.1f}s{rate})",
+        f"spend {usd(summary['cost_usd'])} ({summary['billed_hours'] * 3600:.1f}s{rate})",
         f"utilization {pct(summary['utilization'])} (cpu {pct(summary['cpu_util_avg'])}, "
         f"gpu {pct(summary['gpu_util_avg'])}, memory peak {pct(summary['mem_share_of_shape'])} of the shape)",
     ]
     if summary["idle_usd"] is not None:
-        parts.append(f"idle ${summary['idle_usd']:.6f}")
+        parts.append(f"idle {usd(summary['idle_usd'])}")
     if summary["saved_usd"]:
-        parts.append(f"saved ${summary['saved_usd']:.6f}")
+        parts.append(f"saved {usd(summary['saved_usd'])}")
     return "; ".join(parts)

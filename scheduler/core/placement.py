@@ -35,6 +35,7 @@ import numpy as np
 
 from . import duration_model as dm
 from .fit import FIT_RULES, PlacementRequest, fit_problems, fits, unfit_message  # noqa: F401 (this module's API)
+from .money import usd, usd_price
 from .shape_index import MASK_CACHE_SIZE, FitView, ShapeIndex, Snapshot, fit_mask, fit_view  # noqa: F401
 from .specs import Requirements, ShapeSpec
 
@@ -261,7 +262,7 @@ def _wait_or_spill(req, est: Estimates, snapshot: Snapshot, best: int, chosen: C
 
 
 def _usd(value: float | None) -> str:
-    return "?" if value is None else f"${value:.4g}"
+    return "?" if value is None else usd(value)
 
 
 def _eta(c: Candidate) -> str:
@@ -270,10 +271,10 @@ def _eta(c: Candidate) -> str:
 
 def _why(c: Candidate) -> str:
     if c.expected_cost_usd is None:
-        return f"{c.shape} at ${c.price_per_hour:.4g}/h (no duration history: price order)"
+        return f"{c.shape} at {usd_price(c.price_per_hour)}/h (no duration history: price order)"
     return (
-        f"{c.shape} expected ${c.expected_cost_usd:.4g} "
-        f"({c.expected_duration_s:.1f}s from {c.duration_source} at ${c.price_per_hour:.4g}/h)"
+        f"{c.shape} expected {usd(c.expected_cost_usd)} "
+        f"({c.expected_duration_s:.1f}s from {c.duration_source} at {usd_price(c.price_per_hour)}/h)"
     )
 
 

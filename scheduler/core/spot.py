@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from .money import usd
+
 
 class SpotPolicy(StrEnum):
     """What a job allows: ``never`` (the default), ``allowed`` (spot while the deadline permits),
@@ -195,6 +197,6 @@ def choose_market(policy: SpotPolicy, *, price_per_hour: float, spot_price_per_h
     on_demand_usd = price_per_hour * left / 3600.0
     if policy is SpotPolicy.REQUIRED or spot_usd < on_demand_usd:
         return MarketChoice(Market.SPOT, spot_price_per_hour,
-                            f"spot: expected ${spot_usd:.4g} with preemptions vs ${on_demand_usd:.4g} on-demand; {gate.reason}")
+                            f"spot: expected {usd(spot_usd)} with preemptions vs {usd(on_demand_usd)} on-demand; {gate.reason}")
     return MarketChoice(Market.ON_DEMAND, price_per_hour,
-                        f"on-demand: spot's expected ${spot_usd:.4g} with preemptions is not below ${on_demand_usd:.4g}")
+                        f"on-demand: spot's expected {usd(spot_usd)} with preemptions is not below {usd(on_demand_usd)}")

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Iterable, Literal, Sequence
 from pydantic import Field, field_validator, model_validator
 
 from .bounds import LIST_MAX, MONEY_MAX_USD, SWEEP_PARALLEL_MAX, SWEEP_TRIALS_MAX, SWEEP_VALUES_MAX
+from .money import usd
 from .specs import Name, Scalar, Spec
 
 DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint")
@@ -211,8 +212,8 @@ def budget_allows(
     spent = float(sum(finished_costs)) + running * expected
     if spent + expected > budget_usd:
         return False, (
-            f"budget: spent ${spent:.6g} + expected ${expected:.6g} for one more trial would pass "
-            f"budget_usd ${budget_usd:.6g}"
+            f"budget: spent {usd(spent)} + expected {usd(expected)} for one more trial would pass "
+            f"budget_usd {usd(budget_usd)}"
         )
     return True, ""
 

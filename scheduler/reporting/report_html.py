@@ -8,6 +8,8 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
+from ..core.money import usd
+
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
            "#bab0ac")
 MAX_SERIES = 8  # teams / shapes drawn one by one; the rest are summed as "other"
@@ -26,10 +28,7 @@ figcaption{font-size:13px;color:#444;margin-bottom:4px}svg text{font-size:11px;f
 """
 
 
-def money(value) -> str:
-    if value is None or pd.isna(value):
-        return "-"
-    return f"${value:,.2f}" if abs(value) >= 1 or value == 0 else f"${value:.4f}"
+money = usd  # every amount in the report: cents above a cent, significant digits below
 
 
 def pct(value) -> str:

@@ -7,6 +7,7 @@ from typing import Iterable
 from rich.table import Table
 
 from ..core.durations import format_duration
+from ..core.money import usd, usd_price
 from ..core.runs import RunRecord
 
 STATE_STYLE = {
@@ -15,12 +16,7 @@ STATE_STYLE = {
 }
 
 
-def money(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value == 0:
-        return "$0"
-    return f"${value:.6f}" if value < 0.01 else f"${value:.4f}" if value < 1 else f"${value:,.2f}"
+money = usd  # the one money format (scheduler.core.money); kept under this name for its importers
 
 
 def percent(value: float | None) -> str:
@@ -54,7 +50,7 @@ def shapes_table(shapes) -> Table:
     for s in shapes:
         table.add_row(
             s.name, s.backend, f"{s.vcpus:g}", f"{s.memory_gib:g} GiB", f"{s.gpus:g}", s.gpu_type or "-",
-            f"{s.price_per_hour:.4g}", str(s.capacity),
+            usd_price(s.price_per_hour), str(s.capacity),
         )
     return table
 
@@ -65,7 +61,7 @@ def fit_table(explanation) -> Table:
         table.add_column(col)
     for i, c in enumerate(explanation.ranked, 1):
         table.add_row(
-            str(i), c.shape, c.backend, f"{c.price_per_hour:.4g}", format_duration(c.expected_duration_s),
+            str(i), c.shape, c.backend, usd_price(c.price_per_hour), format_duration(c.expected_duration_s),
             c.duration_source, money(c.expected_cost_usd), str(c.free_slots),
         )
     return table

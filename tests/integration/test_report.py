@@ -369,3 +369,13 @@ def test_columnar_and_row_readers_agree(settings, monkeypatch):
             assert a.equals(b), name
     assert len(columnar) > 100
     store.close()
+
+
+def test_the_html_report_shows_money_as_people_read_it(store, tmp_path):
+    add_run(store, 1, "etl", "small", 0.02197)  # 1.3 s at $0.10/h: $0.0000366
+    add_span(store, 2, T0 + timedelta(days=2), 700.0)  # 700 h at $1.60/h: $1,120
+    path = tmp_path / "report.html"
+    report.write_report(store, "html", path)
+    html = path.read_text()
+    assert "$1,120.00" in html and "$0.000037" in html
+    assert not re.search(r"\de-\d", html) and "0.000000" not in html

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
 
+from scheduler.core.money import usd
 from tests.conftest import Cli, write
 
 DOCS = """
@@ -87,6 +89,7 @@ def test_report_totals_equal_the_run_records(cli, history, tmp_path):
     (["--format", "csv", "--since", "yesterdayish"], "--since: time 'yesterdayish'"),
     (["--format", "csv", "--since", "1h", "--until", "2h"], "--since '1h' is not before --until '2h'"),
     (["--format", "csv", "--group-by", "tema"], "--group-by 'tema' is neither a run field"),
+    (["--format", "focus", "--focus-version", "1.4"], "--focus-version '1.4' is not one of 1.2, 1.3"),
 ])
 def test_bad_report_input_is_one_line_and_exit_2(cli, history, tmp_path, args, message):
     proc = cli("report", *args, "--out", str(tmp_path / "x.out"))
@@ -107,3 +110,6 @@ def test_show_has_the_runs_spend_and_utilization(cli, history):
     assert spend["mem_share_of_shape"] == pytest.approx(run["mem_peak_bytes"] / 2**30)
     text = cli("show", run["id"]).stdout
     assert "spend $" in text and "utilization" in text and "idle $" in text
+    # a run of seconds costs a fraction of a cent: shown in significant digits, as people read it
+    assert run["cost_usd"] < 0.01 and f"spend {usd(run['cost_usd'])} " in text, text
+    assert not re.search(r"\de-\d", text) and "0.000000" not in text, text

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from ...core.errors import SpecError
+from ...core.money import usd
 from ..app import JSON_OPT, app, app_context, console, emit, parse_time_option
 
 
@@ -38,4 +39,4 @@ def report(
                            charge_period=charge_period.lower(), focus_version=focus_version.strip())
     if as_json:
         return emit(summary)
-    console().print(f"wrote {summary['format']} report of {summary['runs']:,} runs (${summary['cost_usd']:,.2f}) to {summary['path']}")
+    console().print(f"wrote {summary['format']} report of {summary['runs']:,} runs ({usd(summary['cost_usd'])}) to {summary['path']}")
