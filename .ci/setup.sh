@@ -16,6 +16,7 @@ if $services; then
   command -v dockerd >/dev/null || apt_packages+=(docker.io)
   command -v prometheus >/dev/null || apt_packages+=(prometheus)
   command -v chromium >/dev/null || apt_packages+=(chromium)
+  command -v chromedriver >/dev/null || apt_packages+=(chromium-driver)
   command -v busybox >/dev/null || apt_packages+=(busybox-static)
 fi
 if ((${#apt_packages[@]})); then

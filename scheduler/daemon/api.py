@@ -33,6 +33,7 @@ from .api_models import (
     run_request,
 )
 from .api_server import CappedThreadingServer, DeadlineReader
+from . import web
 from ..core.errors import CostwiseError, NotFound, UserError
 
 log = logging.getLogger("costwise.api")
@@ -91,6 +92,8 @@ class ApiHandler(BaseHTTPRequestHandler):
         if url.path == "/healthz" and method == "GET":  # for probes, which carry no token: says only "alive"
             self._request_read()
             return self._send(200, {"status": "ok"})
+        if method == "GET" and (page := web.route(url.path)) is not None:
+            return self._web(*page, url)
         refusal = self._refusal(method)
         if refusal:
             return self._refuse(refusal)
@@ -126,6 +129,24 @@ class ApiHandler(BaseHTTPRequestHandler):
         if self.daemon.token and not self._authorized():
             return Refusal(401, "missing or wrong bearer token")
         return check_origin(self.headers, host) if method == "POST" else None
+
+    def _web(self, page: web.WebRoute, groups: tuple[str, ...], url) -> None:
+        """The web page (read-only): its shell and static files after the Host check, its views with the token."""
+        refusal = check_host(self.headers.get("Host"), not self.daemon.token) if page.public else self._refusal("GET")
+        if refusal:
+            return self._refuse(refusal)
+        self._request_read()
+        try:
+            status, content_type, payload = page.serve(self.daemon, url.query, *groups)
+        except Exception as exc:  # noqa: BLE001 - answered like the API's failures
+            status, body = _failure(exc, f"GET {url.path}")
+            content_type, payload = "application/json", json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in {"Content-Type": content_type, "Content-Length": str(len(payload)),
+                            **web.SECURITY_HEADERS}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
 
     def _authorized(self) -> bool:
         given = self.headers.get("Authorization", "")
