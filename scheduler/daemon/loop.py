@@ -51,7 +51,12 @@ class Daemon:
         poll_s: float = 0.5,
         standby_poll_s: float = 1.0,
         clock: Clock | None = None,
+        metrics_labels: str | None = None,
     ):
+        from ..reporting.metrics_labels import ENV, allocation_labels
+
+        # the cost-allocation labels of /metrics (COSTWISE_METRICS_LABELS): a bad one refuses to start (exit 2)
+        self.metrics_labels = allocation_labels(metrics_labels if metrics_labels is not None else os.environ.get(ENV))
         if host not in ("127.0.0.1", "localhost", "::1") and not token:
             raise UserError(f"--host {host!r} is not loopback: give an API token (--token or COSTWISE_API_TOKEN)")
         self.settings = settings
@@ -80,7 +85,9 @@ class Daemon:
         self.engine.listeners.append(lambda _run: self.wake.set())
         from ..reporting.metrics import make_registry
 
-        self.registry, self.metrics, _ = make_registry(self.store, clock=self.clock, prime=True)
+        # a standby serves only costwise_leader 0 and its own measurements: sum() over both is the leader's
+        self.registry, self.metrics, _ = make_registry(self.store, clock=self.clock, prime=True,
+                                                       labels=self.metrics_labels, leader=lambda: self.is_leader)
         from .api import start_api
 
         self.http = start_api(self, self.host, self.port)

@@ -1,13 +1,18 @@
 """The run history as metric totals: the store's GROUP BY rows over finished runs
 (``store.metrics_queries.history_rows``) folded into ``Totals`` (counters and cumulative histogram
-buckets per label set) that later scrapes add to."""
+buckets per label set) that later scrapes add to; and what the runs not finished yet cost so far
+(``unfinished_spend``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Iterable, Mapping, NamedTuple
 
+from ..core.runs import LIVE_STATES
 from ..store.metrics_queries import GROUP_KEYS, HISTORY_VALUES
+
+ATTEMPT_STARTED_KEY = "attempt_started"  # extra[...] of a run relaunched after a preemption (core/attempts.py)
 
 DURATION_BUCKETS = (1, 10, 30, 60, 300, 900, 1800, 3600, 14400, 43200, 86400)
 RATIO_BUCKETS = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
@@ -39,19 +44,23 @@ class Totals:
     """Counter and histogram values per label set, summed over a set of runs."""
 
     runs: dict = field(default_factory=dict)  # (job, pipeline, state) -> n
-    spend: dict = field(default_factory=dict)  # (job, pipeline, step, shape, team) -> $
-    idle: dict = field(default_factory=dict)  # (job, shape, team) -> $
+    spend: dict = field(default_factory=dict)  # (job, pipeline, step, shape, *allocation labels) -> $
+    idle: dict = field(default_factory=dict)  # (job, shape, *allocation labels) -> $
     saved: dict = field(default_factory=dict)  # (job, pipeline, step) -> $
     cache: dict = field(default_factory=dict)  # (pipeline, step, hit|miss) -> n
     hists: dict = field(default_factory=lambda: {k: {} for k in HISTOGRAMS})  # key -> labels -> [n, sum, b...]
 
     def fold(self, rows: Iterable[Mapping[str, Any]]) -> "Totals":
+        label_keys: list[str] | None = None
         for m in rows:
-            job, pipeline, step, shape, state, team = (m[k] for k in GROUP_KEYS[:6])
+            if label_keys is None:
+                label_keys = [k for k in m.keys() if k.startswith("label_")]
+            job, pipeline, step, shape, state = (m[k] for k in GROUP_KEYS[:5])
+            labels = tuple(m[k] for k in label_keys)
             _add(self.runs, (job, pipeline, state), m["n"])
-            _add(self.spend, (job, pipeline, step, shape, team), m["cost"] or 0.0)
+            _add(self.spend, (job, pipeline, step, shape, *labels), m["cost"] or 0.0)
             if m["idle"] is not None:
-                _add(self.idle, (job, shape, team), m["idle"])
+                _add(self.idle, (job, shape, *labels), m["idle"])
             if m["saved"]:
                 _add(self.saved, (job, pipeline, step), m["saved"])
             if m["cache_result"] in ("hit", "miss"):
@@ -101,3 +110,34 @@ def combine(settled: Totals, recent: Totals) -> Totals:
             merged[labels] = list(values) if slot is None else [a + b for a, b in zip(slot, values)]
         out.hists[key] = merged
     return out
+
+
+class Unfinished(NamedTuple):
+    spend: dict  # (job, pipeline, step, shape, *allocation labels) -> $ spent so far
+    burn: dict  # the same labels -> $/h of the runs running now
+
+
+def unfinished_spend(rows: Iterable[Mapping[str, Any]], now: datetime, n_labels: int) -> Unfinished:
+    """What runs not finished yet have cost so far: their earlier (preempted) attempts as billed, plus
+    price × elapsed of the attempt running now, as ``record_end`` will bill it; and their price per hour."""
+    spend: dict = {}
+    burn: dict = {}
+    for m in rows:
+        key = (m["job"], m["pipeline"], m["step"], m["shape"], *(m[f"label_{i}"] for i in range(n_labels)))
+        billed = float(m["cost_usd"] or 0.0) if m["preemptions"] else 0.0  # no earlier attempt: nothing billed yet
+        total = billed
+        start = _attempt_start(m) if m["state"] in LIVE_STATES else None
+        if start is not None:
+            price = float(m["price_per_hour"] or 0.0)
+            total += price * max((now - start).total_seconds(), 0.0) / 3600.0
+            _add(burn, key, price)
+        _add(spend, key, total)
+    return Unfinished(spend, burn)
+
+
+def _attempt_start(m: Mapping[str, Any]) -> datetime | None:
+    """When the attempt running now started: its relaunch after a preemption, else the run's start."""
+    mark = (m["extra"] or {}).get(ATTEMPT_STARTED_KEY) if m["preemptions"] else None
+    if isinstance(mark, dict) and mark.get("after_preemptions") == m["preemptions"] and mark.get("at"):
+        return datetime.fromisoformat(mark["at"])
+    return m["started_at"]

@@ -8,19 +8,25 @@ from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricF
 from .metrics_history import HISTOGRAMS, Totals
 
 
-COUNTERS = (
-    ("costwise_runs", "Finished runs by final state.", ("job_name", "pipeline", "state"), "runs"),
-    ("costwise_spend_dollars", "Money spent on runs (USD).", ("job_name", "pipeline", "step", "shape", "team"), "spend"),
-    ("costwise_idle_spend_dollars", "Spend on capacity runs did not use: cost × (1 − utilization).",
-     ("job_name", "shape", "team"), "idle"),
-    ("costwise_saved_dollars", "Money saved by reusing cached step outputs (USD).", ("job_name", "pipeline", "step"),
-     "saved"),
-    ("costwise_cache_lookups", "Step cache lookups by result.", ("pipeline", "step", "result"), "cache"),
-)
+def counters(alloc: tuple[str, ...] = ("team",)) -> tuple:
+    """(name, doc, label names, Totals attribute) of the history counters; ``alloc``: the cost-allocation labels."""
+    return (
+        ("costwise_runs", "Finished runs by final state.", ("job_name", "pipeline", "state"), "runs"),
+        ("costwise_spend_dollars", "Money spent on finished runs (USD); runs still going: costwise_running_spend_dollars.",
+         ("job_name", "pipeline", "step", "shape", *alloc), "spend"),
+        ("costwise_idle_spend_dollars", "Spend on capacity runs did not use: cost × (1 − utilization).",
+         ("job_name", "shape", *alloc), "idle"),
+        ("costwise_saved_dollars", "Money saved by reusing cached step outputs (USD).", ("job_name", "pipeline", "step"),
+         "saved"),
+        ("costwise_cache_lookups", "Step cache lookups by result.", ("pipeline", "step", "result"), "cache"),
+    )
 
 
-def history_families(t: Totals):
-    for name, doc, labels, attr in COUNTERS:
+COUNTERS = counters()
+
+
+def history_families(t: Totals, alloc: tuple[str, ...] = ("team",)):
+    for name, doc, labels, attr in counters(alloc):
         family = CounterMetricFamily(name, doc, labels=labels)
         values = getattr(t, attr)
         for key in sorted(values):
@@ -44,10 +50,10 @@ def _num(value) -> str:
     return repr(float(value))
 
 
-def render_history(settled: Totals, recent: Totals, cache: dict) -> list[str]:
+def render_history(settled: Totals, recent: Totals, cache: dict, alloc: tuple[str, ...] = ("team",)) -> list[str]:
     """Text format 0.0.4 for the history families: settled + recent, label text cached per series."""
     out: list[str] = []
-    for name, doc, labels, attr in COUNTERS:
+    for name, doc, labels, attr in counters(alloc):
         a, b = getattr(settled, attr), getattr(recent, attr)
         out.append(f"# HELP {name}_total {doc}\n# TYPE {name}_total counter\n")
         for key in sorted(a.keys() | b.keys()) if b else sorted(a):

@@ -1,5 +1,9 @@
 """What /metrics reads from the run history: one GROUP BY over finished runs (counts, money and
-cumulative histogram buckets per label set) for a window of end times, and the live counts behind the gauges."""
+cumulative histogram buckets per label set) for a window of end times, the live counts behind the
+gauges, and the runs not finished yet that have cost money (what they cost so far is the caller's sum).
+
+``label_keys`` are the run labels the cost-allocation series carry (``team`` unless configured): each
+is one more group column, ``label_0``, ``label_1``, ..."""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from sqlalchemy.engine import RowMapping
 from . import schema as db
 from ..core.runs import CACHED, FINAL_STATES, LIVE_STATES, QUEUED, SKIPPED
 
-GROUP_KEYS = ("job", "pipeline", "step", "shape", "state", "team", "cache_result")
+GROUP_KEYS = ("job", "pipeline", "step", "shape", "state", "cache_result")  # then one label_<i> per label key
+DEFAULT_LABEL_KEYS = ("team",)
 HISTORY_VALUES = ("dur", "cpu", "mem", "gpu", "wait")  # what a row has <key>_n, <key>_sum, <key>_b<i> columns for
 
 
@@ -43,7 +48,14 @@ def _sources(dialect: str) -> dict:
     }
 
 
-def history_query(dialect: str, where, buckets: Mapping[str, Sequence[float]]):
+def label_columns(label_keys: Sequence[str]) -> list:
+    """The run labels as text columns ``label_<i>`` ('' where a run lacks one)."""
+    return [func.coalesce(db.runs.c.labels[key].as_string(), "").label(f"label_{i}")
+            for i, key in enumerate(label_keys)]
+
+
+def history_query(dialect: str, where, buckets: Mapping[str, Sequence[float]],
+                  label_keys: Sequence[str] = DEFAULT_LABEL_KEYS):
     """One GROUP BY over finished runs: counts, money and, per ``HISTORY_VALUES`` key, cumulative buckets."""
     r = db.runs.c
     util = _clip01(func.coalesce(r.gpu_util_avg, r.cpu_util_avg))
@@ -53,8 +65,8 @@ def history_query(dialect: str, where, buckets: Mapping[str, Sequence[float]]):
         func.coalesce(r.step, "").label("step"),
         func.coalesce(r.shape, "").label("shape"),
         r.state.label("state"),
-        func.coalesce(r.labels["team"].as_string(), "").label("team"),
         func.coalesce(cache_result(), "").label("cache_result"),
+        *label_columns(label_keys),
         func.count().label("n"),
         func.sum(r.cost_usd).label("cost"),
         func.sum(r.saved_usd).label("saved"),
@@ -64,12 +76,13 @@ def history_query(dialect: str, where, buckets: Mapping[str, Sequence[float]]):
         cols.append(func.count(expr).label(f"{key}_n"))  # COUNT(x) skips nulls: runs without the value
         cols.append(func.sum(expr).label(f"{key}_sum"))
         cols.extend(func.sum(case((expr <= b, 1), else_=0)).label(f"{key}_b{i}") for i, b in enumerate(buckets[key]))
-    group = cols[: len(GROUP_KEYS)]
+    group = cols[: len(GROUP_KEYS) + len(label_keys)]
     return select(*cols).where(r.state.in_(FINAL_STATES), where).group_by(*group)
 
 
 def history_rows(store, buckets: Mapping[str, Sequence[float]], since: datetime | None = None,
-                 until: datetime | None = None, unended: bool = False) -> list[RowMapping]:
+                 until: datetime | None = None, unended: bool = False,
+                 label_keys: Sequence[str] = DEFAULT_LABEL_KEYS) -> list[RowMapping]:
     """The aggregated finished runs that ended in [since, until) (either end open when None); with
     ``unended``, also those without an end time."""
     r = db.runs.c
@@ -77,7 +90,7 @@ def history_rows(store, buckets: Mapping[str, Sequence[float]], since: datetime 
                   *([r.ended_at < until] if until is not None else []))
     where = or_(window, r.ended_at.is_(None)) if unended else window
     with store.engine.connect() as conn:
-        return list(conn.execute(history_query(store.dialect, where, buckets)).mappings())
+        return list(conn.execute(history_query(store.dialect, where, buckets, label_keys)).mappings())
 
 
 class LiveCounts(NamedTuple):
@@ -99,3 +112,16 @@ def live_counts(store, unplaced: str) -> LiveCounts:
             select(r.shape, func.count()).where(r.state.in_(LIVE_STATES), r.shape.is_not(None)).group_by(r.shape)
         ).all())
     return LiveCounts(states, queued, in_use)
+
+
+def unfinished_spend_rows(store, label_keys: Sequence[str] = DEFAULT_LABEL_KEYS) -> list[RowMapping]:
+    """Runs holding a slot, and queued runs already billed for a preempted attempt (few: bounded by the
+    shapes' capacity), with what their cost so far is made of: ``price_per_hour``, ``started_at``,
+    ``cost_usd`` (earlier attempts), ``preemptions`` and ``extra`` (when the current attempt started)."""
+    r = db.runs.c
+    cols = [func.coalesce(r.job, "").label("job"), func.coalesce(r.pipeline, "").label("pipeline"),
+            func.coalesce(r.step, "").label("step"), func.coalesce(r.shape, "").label("shape"),
+            *label_columns(label_keys), r.state, r.price_per_hour, r.started_at, r.cost_usd, r.preemptions, r.extra]
+    where = or_(r.state.in_(LIVE_STATES), and_(r.state == QUEUED, r.cost_usd > 0))
+    with store.engine.connect() as conn:
+        return list(conn.execute(select(*cols).where(where)).mappings())

@@ -16,6 +16,20 @@ DS = {"type": "prometheus", "uid": "${datasource}"}
 SEL_JOB = 'job_name=~"$job_name"'
 SEL_TEAM = 'team=~"$team"'
 SEL_SHAPE = 'shape=~"$shape"'
+# Spend so far = finished runs' cost (a counter) + what runs still going have cost (a gauge): one selector over
+# both names, summed, rises while a long run runs and does not jump when it ends (the money moves across).
+SPENT = '{{__name__=~"costwise_spend_dollars_total|costwise_running_spend_dollars",{sel}}}'
+BURN = "costwise_running_burn_dollars_per_hour"  # $/h of the runs running now
+
+
+def spent(by: str, sel: str) -> str:
+    return f"sum{f' by ({by})' if by else ''} ({SPENT.format(sel=sel)})"
+
+
+def spent_in_range(by: str, sel: str) -> str:
+    """Spend in the dashboard's range: how much spend so far grew (a subquery over the summed series, so a
+    run's money moving from the gauge to the counter when it ends is no change)."""
+    return f"delta(({spent(by, sel)})[$__range:])"
 
 
 def variables() -> list[dict]:
@@ -76,8 +90,8 @@ def dashboard(uid: str, title: str, panels: Panels, description: str) -> dict:
 
 def overview() -> dict:
     p = Panels()
-    p.add("stat", "Spend in range", [(f"sum(increase(costwise_spend_dollars_total{{{SEL_TEAM},{SEL_JOB}}}[$__range]))", "spend")],
-          w=6, h=4, unit="currencyUSD")
+    p.add("stat", "Spend in range", [(f"sum({spent_in_range('', f'{SEL_TEAM},{SEL_JOB}')})", "spend")],
+          w=6, h=4, unit="currencyUSD", description="Runs still going count as they go.")
     p.add("stat", "Saved by the step cache in range",
           [(f"sum(increase(costwise_saved_dollars_total{{{SEL_JOB}}}[$__range]))", "saved")], w=6, h=4, unit="currencyUSD")
     p.add("stat", "Cache hit ratio in range",
@@ -88,9 +102,9 @@ def overview() -> dict:
           [(f"sum by (state) (increase(costwise_runs_total{{{SEL_JOB}}}[$__rate_interval]))", "{{state}}")],
           description="Runs that ended in each interval, by the state they ended in.")
     p.add("timeseries", "Spend rate",
-          [(f"sum(rate(costwise_spend_dollars_total{{{SEL_TEAM},{SEL_JOB}}}[$__rate_interval])) * 3600", "spend $/h"),
+          [(f"sum({BURN}{{{SEL_TEAM},{SEL_JOB}}}) or vector(0)", "spend $/h"),
            (f"sum(rate(costwise_saved_dollars_total{{{SEL_JOB}}}[$__rate_interval])) * 3600", "saved $/h")],
-          unit="currencyUSD", description="Dollars per hour being spent on runs (and saved by reused steps).")
+          unit="currencyUSD", description="Dollars per hour the runs running now cost (and saved by reused steps).")
     p.add("bargauge", "Cache hit ratio by pipeline step",
           [('sum by (pipeline, step) (increase(costwise_cache_lookups_total{result="hit"}[$__range])) / '
             "sum by (pipeline, step) (increase(costwise_cache_lookups_total[$__range]))", "{{pipeline}}/{{step}}")],
@@ -100,8 +114,8 @@ def overview() -> dict:
           unit="currencyUSD")
     p.add("stat", "Failed, timed-out or canceled runs in range",
           [(f'sum(increase(costwise_runs_total{{state=~"FAILED|TIMED_OUT|CANCELED",{SEL_JOB}}}[$__range]))', "runs")], w=12, h=4)
-    p.add("stat", "Spend all time (lifetime counters)",
-          [(f"sum(costwise_spend_dollars_total{{{SEL_TEAM},{SEL_JOB}}})", "spend")], w=12, h=4, unit="currencyUSD")
+    p.add("stat", "Spend all time (runs still going included)",
+          [(spent("", f"{SEL_TEAM},{SEL_JOB}"), "spend")], w=12, h=4, unit="currencyUSD")
     return dashboard("costwise-overview", "costwise — overview", p,
                      "Runs by state, spend rate, savings and cache hit ratio.")
 
@@ -109,16 +123,17 @@ def overview() -> dict:
 def spend() -> dict:
     p = Panels()
     p.add("timeseries", "Spend rate by team",
-          [(f"sum by (team) (rate(costwise_spend_dollars_total{{{SEL_TEAM}}}[$__rate_interval])) * 3600", "{{team}}")],
-          unit="currencyUSD")
+          [(f"sum by (team) ({BURN}{{{SEL_TEAM}}})", "{{team}}")],
+          unit="currencyUSD", description="Dollars per hour the runs running now cost.")
+    p.add("timeseries", "Spend so far by team",
+          [(spent("team", SEL_TEAM), "{{team}}")], unit="currencyUSD",
+          description="Finished runs' cost plus what runs still going have cost: rises while a long run runs.")
     p.add("piechart", "Spend by shape in range",
-          [(f"sum by (shape) (increase(costwise_spend_dollars_total{{{SEL_SHAPE},{SEL_TEAM}}}[$__range]))", "{{shape}}")],
-          unit="currencyUSD")
+          [(spent_in_range("shape", f"{SEL_SHAPE},{SEL_TEAM}"), "{{shape}}")], unit="currencyUSD")
     p.add("bargauge", "Top 10 jobs by spend in range",
-          [(f"topk(10, sum by (job_name) (increase(costwise_spend_dollars_total{{{SEL_TEAM},{SEL_JOB}}}[$__range])))",
-            "{{job_name}}")], unit="currencyUSD")
+          [(f"topk(10, {spent_in_range('job_name', f'{SEL_TEAM},{SEL_JOB}')})", "{{job_name}}")], unit="currencyUSD")
     p.add("table", "Spend by team and shape (all time)",
-          [(f"sum by (team, shape) (costwise_spend_dollars_total{{{SEL_TEAM},{SEL_SHAPE}}})", "")], unit="currencyUSD")
+          [(spent("team, shape", f"{SEL_TEAM},{SEL_SHAPE}"), "")], unit="currencyUSD")
     p.add("timeseries", "Idle spend rate by team",
           [(f"sum by (team) (rate(costwise_idle_spend_dollars_total{{{SEL_TEAM}}}[$__rate_interval])) * 3600", "{{team}}")],
           unit="currencyUSD", description="cost × (1 − utilization): money paid for capacity runs did not use.")
@@ -159,7 +174,9 @@ def operations() -> dict:
     p.add("stat", "Slot occupancy now",
           [(f"sum(costwise_shape_slots_in_use{{{SEL_SHAPE}}}) / sum(costwise_shape_slots_total{{{SEL_SHAPE}}})", "occupancy")],
           w=6, unit="percentunit")
-    p.add("stat", "Metrics collection time", [("max(costwise_metrics_collect_seconds)", "collect")], w=6, unit="s")
+    p.add("stat", "Metrics collection time", [("max(costwise_metrics_collect_seconds)", "collect")], w=3, unit="s")
+    p.add("stat", "Leaders", [("sum(costwise_leader)", "leaders")], w=3,
+          description="Daemons holding the leader lock: 1. Only the leader exports the catalog's figures.")
     p.add("timeseries", "Scheduler lag (p50, p99)",
           [("histogram_quantile(0.5, sum by (le) (rate(costwise_scheduler_lag_seconds_bucket[$__rate_interval])))", "p50"),
            ("histogram_quantile(0.99, sum by (le) (rate(costwise_scheduler_lag_seconds_bucket[$__rate_interval])))", "p99")],

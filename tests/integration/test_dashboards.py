@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -56,6 +56,13 @@ name: broken
 artifact: jobs/broken.py
 requirements: {cpus: 0.5, memory_gib: 0.5}
 labels: {team: ml}
+---
+kind: Job
+name: sleeper
+artifact: jobs/sleep.py
+requirements: {cpus: 0.5, memory_gib: 0.5}
+shape: local-big
+labels: {team: gpu-research}
 ---
 kind: Job
 name: ticker
@@ -126,6 +133,7 @@ def stack(tmp_path_factory):
             pass
     """)
     write(base / "project" / "jobs" / "broken.py", "import sys; sys.exit(3)\n")
+    write(base / "project" / "jobs" / "sleep.py", "import time; time.sleep(120)\n")  # "a 10-hour GPU run"
     write(base / "project" / "jobs" / "step.py", """
         import os, pathlib, sys
         pathlib.Path(os.environ["COSTWISE_OUTPUT_DIR"], sys.argv[1]).write_text("x" * 1000)
@@ -220,8 +228,27 @@ def finite(result: list) -> list[float]:
     return [float(r["value"][1]) for r in result if math.isfinite(float(r["value"][1]))]
 
 
+def start_long_run(app):
+    run = app.engine.submit("sleeper")
+    wait_for(lambda: app.store.get_run(run.id).state == "RUNNING", 60, "the long run to start")
+    return run
+
+
+def stop_long_run(app, run):
+    app.engine.cancel(run.id, wait=False)
+    assert app.engine.wait_for(run.id, timeout=60).finished
+
+
 def test_every_panel_query_returns_data_from_prometheus(stack):
     api, app = stack["api"], stack["app"]
+    long_run = start_long_run(app)  # the spend-rate panels show what runs running now cost
+    try:
+        check_every_panel(api, app)
+    finally:
+        stop_long_run(app, long_run)
+
+
+def check_every_panel(api, app):
     first = wave(app)
     assert [s["state"] for s in first["steps"]] == ["SUCCEEDED", "SUCCEEDED"]
     time.sleep(3)  # a few scrapes between the waves, so counters visibly increase
@@ -263,3 +290,46 @@ def test_every_panel_query_returns_data_from_prometheus(stack):
     assert hits == [3.0]  # two reused steps in the second wave, one in the third
     lag = finite(query(api, "sum(costwise_scheduler_lag_seconds_count)"))
     assert lag and lag[0] >= 1  # the ticker's schedule fired
+
+
+SPENT = 'sum({__name__=~"costwise_spend_dollars_total|costwise_running_spend_dollars",job_name="sleeper"})'
+
+
+def test_spend_rises_while_a_long_run_is_still_running(stack):
+    """Not 0 and then a spike: two scrapes a few seconds apart during one run show its spend growing at its price."""
+    api, app = stack["api"], stack["app"]
+    run = start_long_run(app)
+    try:
+        running = 'sum(costwise_running_spend_dollars{job_name="sleeper"})'
+        price = 0.40  # local-big's, per hour
+        started = app.store.get_run(run.id).started_at
+
+        def this_run():  # a scrape that saw this run (the same series may still hold an earlier sleeper's last value)
+            value = finite(query(api, running))
+            so_far = price * (datetime.now(timezone.utc) - started).total_seconds() / 3600
+            return value if value and 0 < value[0] <= so_far + 1e-9 else None
+
+        first = wait_for(this_run, 30, "the long run's spend on /metrics")[0]
+        time.sleep(4)  # four scrapes later
+        second = finite(query(api, running))[0]
+        assert 0 < first < second, (first, second)
+        assert second - first == pytest.approx(price * 4 / 3600, rel=0.5)
+        assert finite(query(api, 'sum(costwise_running_burn_dollars_per_hour{job_name="sleeper"})')) == [price]
+        earlier = sum(r.cost_usd for r in app.store.list_runs(job="sleeper") if r.finished)  # the panel test's
+        counter = finite(query(api, 'sum(costwise_spend_dollars_total{job_name="sleeper"})'))
+        assert sum(counter) == pytest.approx(earlier, abs=1e-12)  # this run is not in the counter: not finished
+        # the dashboards' own queries (spend so far, by team; spend in range) see it too
+        board = json.loads((ROOT / "stacks/dashboards/costwise-spend.json").read_text())
+        so_far = next(p for p in board["panels"] if p["title"] == "Spend so far by team")["targets"][0]["expr"]
+        team = [r for r in query(api, substitute(so_far)) if r["metric"].get("team") == "gpu-research"]
+        assert team and float(team[0]["value"][1]) >= second - 1e-12
+        before_end = finite(query(api, SPENT))[0]
+    finally:
+        stop_long_run(app, run)
+    ended = app.store.get_run(run.id)
+    # once it ended its money is in the counter, and spend so far did not drop
+    billed = sum(r.cost_usd for r in app.store.list_runs(job="sleeper"))
+    wait_for(lambda: abs(sum(finite(query(api, 'sum(costwise_spend_dollars_total{job_name="sleeper"})'))) - billed) < 1e-9,
+             30, "the ended run in the spend counter")
+    assert finite(query(api, SPENT))[0] >= before_end - 1e-12
+    assert ended.cost_usd > 0

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scheduler.core.clock import FrozenClock
 from scheduler.reporting.metrics import SETTLE_S, make_registry, serve_metrics
+from scheduler.reporting.metrics_labels import allocation_labels
 from scheduler.core.runs import RunRecord
 from scheduler.core.specs import ShapeSpec
 from scheduler.store.store import Store
@@ -39,6 +40,9 @@ CONTRACT = {  # name: (type, label names) — DESIGN.md 'Metrics'
     "costwise_run_memory_peak_bytes": ("histogram", {"job_name", "shape"}),
     "costwise_run_gpu_utilization_ratio": ("histogram", {"job_name", "shape"}),
     "costwise_scheduler_lag_seconds": ("histogram", set()),
+    "costwise_leader": ("gauge", set()),
+    "costwise_running_spend_dollars": ("gauge", {"job_name", "pipeline", "step", "shape", "team"}),
+    "costwise_running_burn_dollars_per_hour": ("gauge", {"job_name", "pipeline", "step", "shape", "team"}),
 }
 
 
@@ -88,6 +92,8 @@ def test_names_types_and_labels_follow_the_contract(store):
     finish(store, "r-aaaa000003", job="tune", shape="gpu-a10", state="CACHED", cache_hit=True, saved_usd=0.5,
            pipeline="retrain", step="tune", extra={"cache": {"result": "hit"}}, seconds=0.0, cost_usd=0.0)
     store.create_run(RunRecord(id="r-aaaa000004", job="train", state="QUEUED", queued_at=T0))
+    store.create_run(RunRecord(id="r-aaaa000005", job="train", state="RUNNING", shape="cpu-small", queued_at=T0,
+                               started_at=T0, price_per_hour=0.1, labels={"team": "ml"}))
     registry, daemon, _ = make_registry(store, CollectorRegistry())
     daemon.observe_lag(0.2)
     families, text = scrape(registry)
@@ -208,6 +214,8 @@ def test_dashboards_are_up_to_date_and_query_only_exposed_metrics(store):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     finish(store, "r-x1", shape="gpu-a10", gpu_util_avg=0.5, pipeline="p", step="s",
            extra={"cache": {"result": "hit"}}, saved_usd=0.1)
+    store.create_run(RunRecord(id="r-x2", job="train", state="RUNNING", shape="cpu-small", queued_at=T0, started_at=T0,
+                               price_per_hour=0.1))
     registry, daemon, _ = make_registry(store, CollectorRegistry())
     _, text = scrape(registry)
     exposed = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
@@ -272,3 +280,84 @@ def test_metrics_app_serves_gzip_to_scrapers_that_ask(store):
             urllib.request.urlopen(f"http://127.0.0.1:{served.port}/nope", timeout=10)
     finally:
         served.shutdown()
+
+
+def test_running_runs_accrue_spend_as_they_go(store, clock):
+    """A 10-hour GPU run shows its spend so far on every scrape, not 0 and then a spike."""
+    store.create_run(RunRecord(id="r-long000001", job="tune", state="RUNNING", shape="gpu-a10", queued_at=T0,
+                               started_at=T0, price_per_hour=1.2, labels={"team": "ml"}))
+    # a spot run preempted once: its first attempt is billed (0.2), it waits in the queue for the next one
+    store.create_run(RunRecord(id="r-pre0000001", job="train", state="QUEUED", queued_at=T0, started_at=T0,
+                               price_per_hour=0.1, cost_usd=0.2, preemptions=1, labels={"team": "ml"}))
+    registry = make_registry(store, CollectorRegistry())[0]
+    seen = []
+    for _ in range(3):
+        clock.advance(3600)
+        families, _ = scrape(registry)
+        seen.append(sample(families, "costwise_running_spend_dollars", job_name="tune", shape="gpu-a10", team="ml"))
+        assert sample(families, "costwise_running_burn_dollars_per_hour", job_name="tune") == 1.2
+        assert sample(families, "costwise_running_spend_dollars", job_name="train", shape="") == pytest.approx(0.2)
+        assert not [s for s in families["costwise_spend_dollars"].samples if s.labels["job_name"] == "tune"]
+    assert seen == pytest.approx([1.2, 2.4, 3.6])
+    # it ends: its money moves from the gauge to the counter (spend so far does not drop)
+    store.update_run("r-long000001", state="SUCCEEDED", ended_at=clock.now(), duration_s=3 * 3600.0, cost_usd=3.6)
+    families, _ = scrape(registry)
+    assert not [s for s in families["costwise_running_spend_dollars"].samples if s.labels["job_name"] == "tune"]
+    assert sample(families, "costwise_spend_dollars", "_total", job_name="tune") == pytest.approx(3.6)
+
+
+def test_a_standby_exports_only_its_own_measurements(store):
+    finish(store, "r-sb0000001")
+    store.create_run(RunRecord(id="r-sb0000002", job="train", state="RUNNING", shape="cpu-small", queued_at=T0,
+                               started_at=T0 - timedelta(hours=1), price_per_hour=0.1))
+    leading = [False]
+    registry, daemon, _ = make_registry(store, CollectorRegistry(), leader=lambda: leading[0])
+    daemon.observe_lag(0.1)
+    from scheduler.reporting.metrics import render
+
+    for text in (render(registry).decode(), generate_latest(registry).decode()):
+        families = {f.name: f for f in text_string_to_metric_families(text) if not f.name.endswith("_created")}
+        assert set(families) == {"costwise_leader", "costwise_scheduler_lag_seconds", "costwise_metrics_collect_seconds"}
+        assert sample(families, "costwise_leader") == 0
+    leading[0] = True  # it took the lock
+    families, _ = scrape(registry)
+    assert sample(families, "costwise_leader") == 1
+    assert sample(families, "costwise_runs", "_total", job_name="train", state="SUCCEEDED") == 1
+    assert sample(families, "costwise_running_spend_dollars", job_name="train") == pytest.approx(0.1)
+
+
+def test_the_cost_allocation_labels_are_configurable(store):
+    finish(store, "r-lb0000001", labels={"team": "ml", "project": "churn", "cost-center": "cc-7"})
+    finish(store, "r-lb0000002", labels={"team": "ml"})
+    store.create_run(RunRecord(id="r-lb0000003", job="train", state="RUNNING", shape="cpu-small", queued_at=T0,
+                               started_at=T0, price_per_hour=0.1, labels={"project": "churn"}))
+    labels = allocation_labels("team,project,cost_center=cost-center")
+    registry = make_registry(store, CollectorRegistry(), labels=labels)[0]
+    from scheduler.reporting.metrics import render
+
+    families = {f.name: f for f in text_string_to_metric_families(render(registry).decode())}
+    alloc = {"team", "project", "cost_center"}
+    for name, fixed in (("costwise_spend_dollars", {"job_name", "pipeline", "step", "shape"}),
+                        ("costwise_idle_spend_dollars", {"job_name", "shape"}),
+                        ("costwise_running_spend_dollars", {"job_name", "pipeline", "step", "shape"})):
+        assert families[name].samples and all(set(s.labels) == fixed | alloc for s in families[name].samples), name
+    assert sample(families, "costwise_spend_dollars", "_total", project="churn", cost_center="cc-7") == pytest.approx(
+        0.1 * 60 / 3600)
+    assert sample(families, "costwise_spend_dollars", "_total", project="", cost_center="") == pytest.approx(0.1 * 60 / 3600)
+    assert sample(families, "costwise_running_spend_dollars", project="churn", team="") == 0.0  # started just now
+    # the default is today's series: team only
+    default, _ = scrape(make_registry(store, CollectorRegistry())[0])
+    assert {frozenset(s.labels) for s in default["costwise_spend_dollars"].samples} == {
+        frozenset({"job_name", "pipeline", "step", "shape", "team"})}
+
+
+def test_a_bad_metrics_label_setting_is_one_line_and_exit_2(tmp_path):
+    import os
+
+    env = {**os.environ, "COSTWISE_HOME": str(tmp_path / "home"), "COSTWISE_METRICS_LABELS": "team,cost-center"}
+    env.pop("COSTWISE_DB", None)
+    proc = subprocess.run([sys.executable, "-m", "scheduler.cli", "daemon", "--metrics-port", "0"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "COSTWISE_METRICS_LABELS" in proc.stderr
+    assert "'cost-center'" in proc.stderr
