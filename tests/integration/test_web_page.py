@@ -198,6 +198,7 @@ def test_a_pipeline_page_draws_every_step(browser, daemon):
     assert len(css(browser, "svg#dag path.edge")) == 4  # prepare->train, prepare->evaluate, train/evaluate->report
     rows = [r.get_attribute("data-step") for r in css(browser, "table.steps tbody tr")]
     assert rows == list(STEPS)  # the table says what the drawing shows
+    assert len(css(browser, "svg#dag a[href^='/web/runs/']")) == 4  # each step box is a link, reached by Tab
     shot(browser, "pipeline")
 
 
@@ -221,6 +222,12 @@ def test_spend_shapes_and_pipelines_pages(browser, daemon):
     assert ready(browser) == "ready"
     assert "flow" in css(browser, "table.pipeline-runs")[0].text
     shot(browser, "pipelines")
+    from selenium.webdriver.common.keys import Keys
+
+    css(browser, "body")[0].send_keys(Keys.TAB)  # the keyboard: the first Tab reaches the skip link
+    assert browser.switch_to.active_element.text == "Skip to content"
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    assert browser.switch_to.active_element.get_attribute("id") == "main"
     # nothing on any page can write: no form posts, and the views answer no POST
     assert browser.execute_script("return document.querySelectorAll('form[method=post i]').length") == 0
     assert daemon.post("/web/f/runs", {})[0] == 404

@@ -29,6 +29,8 @@
     form.hidden = false;
     main.setAttribute("aria-busy", "false");
     main.dataset.state = "needs-token";
+    var waiting = main.querySelector(".loading");
+    if (waiting) { waiting.textContent = "The data appears once the daemon accepts the token."; }
     input.focus();
   }
 
