@@ -12,7 +12,7 @@ import typer
 
 from ..core.errors import SpecError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Cost-aware scheduler for ML training and batch jobs.")
 JSON_OPT = typer.Option(False, "--json", help="Print JSON only on stdout.")
 
