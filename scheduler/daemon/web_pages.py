@@ -15,7 +15,6 @@ from ..core.costs import spend_summary
 from ..core.pipelines import PipelineSpec
 from ..runtime.pipeline_records import pipeline_run_record
 from ..store import metrics_queries, safefs, web_queries
-from ..store.report_queries import known_label_keys
 from .web_models import NoQuery, RunsPageQuery, SpendQuery, cursor_text, parse_web_query
 from .web_views import bars, layout_dag
 
@@ -120,6 +119,8 @@ def pipelines_view(daemon, query: str) -> tuple[str, dict[str, Any]]:
 
 
 def spend_view(daemon, query: str) -> tuple[str, dict[str, Any]]:
+    from ..store.report_queries import known_label_keys  # (pandas: imported when the page is first asked for)
+
     wanted = parse_web_query(SpendQuery, query, "spend page")
     store, now = daemon.store, daemon.clock.now()
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
