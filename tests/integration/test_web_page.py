@@ -294,3 +294,27 @@ def test_the_token_is_required_off_loopback(browser, tmp_path):
         browser.execute_script("sessionStorage.clear()")
     finally:
         d.stop()
+
+
+def test_the_page_keeps_the_api_guards(daemon):
+    """No browser needed: a rebound Host name gets no page, the views take no POST, and a foreign
+    origin's write is refused as before."""
+    import http.client
+
+    def answer(method, path, headers, body=None):
+        conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=10)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, dict(resp.getheaders()), resp.read()
+        finally:
+            conn.close()
+
+    for path in ("/", "/web/static/app.js", "/web/f/runs"):
+        assert answer("GET", path, {"Host": f"rebound.example:{daemon.port}"})[0] == 403
+    status, headers, body = answer("GET", "/", {"Host": f"127.0.0.1:{daemon.port}"})
+    assert status == 200 and b"<table" not in body and b"r-" not in body  # the shell holds no data
+    assert "script-src 'self'" in headers["Content-Security-Policy"] and headers["X-Frame-Options"] == "DENY"
+    foreign = {"Host": f"127.0.0.1:{daemon.port}", "Origin": "http://evil.example", "Content-Type": "application/json"}
+    assert answer("POST", "/runs", foreign, b'{"job": "hello"}')[0] == 403
+    assert answer("POST", "/", {"Host": f"127.0.0.1:{daemon.port}", "Content-Type": "application/json"}, b"{}")[0] == 404
