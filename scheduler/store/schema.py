@@ -92,10 +92,11 @@ runs = Table(
     Column("mem_peak_bytes", BigInteger),
     Column("gpu_util_avg", Float),
     Column("artifacts_dir", Text),
-    Column("market", String(16), nullable=False, default="on_demand"),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("preemptions", Integer, nullable=False, default=0),
-    Column("lost_s", Float, nullable=False, default=0.0),
+    # server defaults: rows written by older versions, or by hand, read as on-demand with no attempts
+    Column("market", String(16), nullable=False, default="on_demand", server_default="on_demand"),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("preemptions", Integer, nullable=False, default=0, server_default="0"),
+    Column("lost_s", Float, nullable=False, default=0.0, server_default="0"),
     Column("preempt_requested_at", UTCDateTime),
     Column("spec", JSON),
     Column("overrides", JSON),
@@ -212,6 +213,8 @@ def _add_missing_columns(conn) -> None:
         for column in table.columns:
             if column.name not in present:
                 ddl = column.type.compile(dialect=conn.dialect)
+                if column.server_default is not None:  # old rows get the default, as new ones do
+                    ddl += f" DEFAULT '{column.server_default.arg}'"
                 # IF NOT EXISTS on PostgreSQL: two processes opening the same old catalog both add it
                 guard = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
                 conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {guard}"{column.name}" {ddl}'))
