@@ -218,12 +218,18 @@ class Daemon:
                 continue
             if step is Triage.SKIP or not self._reserve(run.id):
                 continue
+            held_before = (run.placement or {}).get("reason")
             # reserved before the claim: reconcile never takes a run this thread is about to launch
             started = self.engine.try_start(run, round=round, launch=False)
             if started is not None and started.state == STARTING:
+                log_run("dispatch", started, (started.placement or {}).get("reason"))
                 self._supervise(started, launch=True, reserved=True)
                 launched += 1
                 continue
+            if started is not None:  # refused (a budget that refuses, nothing that fits): it ended unlaunched
+                log_run("refuse", started, started.reason)
+            elif (run.placement or {}).get("reason") != held_before:  # try_start notes a new wait on run
+                log_run("wait", run, run.placement.get("reason"))
             with self._lock:
                 self._supervised.discard(run.id)
         return launched
@@ -246,7 +252,9 @@ class Daemon:
             try:
                 current = self.engine.launch(run.id, run) if launch else run
                 if current.state in LIVE_STATES:
-                    self.engine.supervise(current)
+                    current = self.engine.supervise(current)
+                if current.finished:
+                    log_run("end", current, current.reason or f"exit code {current.exit_code}")
             except Exception:  # noqa: BLE001
                 log.exception("supervising %s failed", run.id)
             finally:
@@ -298,6 +306,12 @@ class Daemon:
     def adopt(self, run: RunRecord) -> None:
         """Supervise a live run nobody watches, or record how it ended (see adoption.py)."""
         adoption.adopt(self, run)
+
+
+def log_run(event: str, run: RunRecord, reason: str | None) -> None:
+    """One INFO line per dispatch, wait (when its reason changes), refusal and end, greppable by key."""
+    log.info("%s run=%s job=%s state=%s shape=%s market=%s reason=%s", event, run.id, run.job, run.state,
+             run.shape or "-", run.market or "-", reason or "-")
 
 
 def daemon_url(store, max_age_s: float = 5.0) -> str | None:

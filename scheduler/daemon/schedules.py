@@ -42,6 +42,12 @@ def trigger_signature(schedule) -> str:
     return f"cron={schedule.cron}|interval={schedule.interval}|tz={schedule.timezone}"
 
 
+def job_name(kind: str, name: str, schedule) -> str:
+    """The APScheduler job's name: the costwise job or pipeline it fires, then its trigger (so a
+    changed trigger reads as a changed name, which is how sync sees an edit)."""
+    return f"{kind.lower()} {name} ({trigger_signature(schedule)})"
+
+
 _current_fire: Callable[[str, str, datetime | None], None] | None = None
 
 
@@ -139,12 +145,12 @@ class ScheduleSync:
             if job_id not in wanted:
                 self.scheduler.remove_job(job_id)
         for job_id, (kind, spec) in wanted.items():
-            signature = trigger_signature(spec.schedule)
+            name = job_name(kind, spec.name, spec.schedule)
             current = existing.get(job_id)
-            if current is not None and current.name == signature:
+            if current is not None and current.name == name:
                 continue
             self.scheduler.add_job(
-                FIRE_FUNC, trigger_for(spec.schedule), args=(kind, spec.name), id=job_id, name=signature,
+                FIRE_FUNC, trigger_for(spec.schedule), args=(kind, spec.name), id=job_id, name=name,
                 executor="costwise", coalesce=True, max_instances=1, replace_existing=True,
                 misfire_grace_time=None if self.misfire_grace_s is None else max(1, math.ceil(self.misfire_grace_s)),
             )

@@ -145,13 +145,44 @@ def test_budget_holds_a_run_with_its_reason(cli, project, daemons):
         period: day
         limit_usd: 0.000001
     """)
-    daemons()
+    daemon = daemons()
     first = json.loads(cli("run", "sleeper", "--json").stdout)
     wait_until(lambda: cli.json("show", first["id"])["state"] == "SUCCEEDED")  # nothing spent yet: runs
     second = json.loads(cli("run", "sleeper", "--json").stdout)
     held = wait_until(lambda: (r := cli.json("show", second["id"]))["placement"].get("reason") and r)
     assert held["state"] == "QUEUED"
     assert held["placement"]["reason"].startswith("held by budget 'ml-daily'")
+    # a budget that refuses ends the run unlaunched; the daemon logs each dispatch, wait, refusal, end
+    apply(cli, project, "refuse.yaml", """
+        kind: Job
+        name: refused
+        artifact: sleep.py
+        args: ['0.1']
+        labels: {team: ops}
+        ---
+        kind: Budget
+        name: ops-daily
+        labels: {team: ops}
+        period: day
+        limit_usd: 0.000001
+        action: refuse
+    """)
+    spends = json.loads(cli("run", "refused", "--json").stdout)  # nothing spent, no history: it runs
+    wait_until(lambda: cli.json("show", spends["id"])["state"] == "SUCCEEDED")
+    refused = json.loads(cli("run", "refused", "--json").stdout)
+    wait_until(lambda: cli.json("show", refused["id"])["state"] == "FAILED")
+    lines = daemon.log_path.read_text().splitlines()
+
+    def logged(event, run_id):
+        return [line for line in lines if f" {event} run={run_id} " in line]
+
+    (dispatched,) = logged("dispatch", first["id"])
+    assert "INFO costwise.daemon:" in dispatched and "job=sleeper state=STARTING shape=cheap market=on_demand reason=cheapest" in dispatched
+    assert "job=sleeper state=SUCCEEDED shape=cheap market=on_demand reason=exit code 0" in logged("end", first["id"])[0]
+    assert "reason=held by budget 'ml-daily'" in logged("wait", second["id"])[0]
+    assert len(logged("wait", second["id"])) == 1  # a hold is logged when its reason changes, not every round
+    (refusal,) = logged("refuse", refused["id"])
+    assert "job=refused state=FAILED shape=- market=" in refusal and "reason=refused by budget 'ops-daily'" in refusal
 
 
 def test_hooks_start_a_job_and_post_a_webhook(cli, project, daemons):

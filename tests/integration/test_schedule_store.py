@@ -65,3 +65,31 @@ def test_the_job_store_starts_while_another_writer_holds_the_catalog(app):
     finally:
         writer.join()
         other.close()
+
+
+def test_apscheduler_jobs_are_named_after_the_costwise_job_and_a_trigger_edit_replaces_them(app, tmp_path):
+    from scheduler.store.catalog import apply_documents, load_documents
+    from tests.conftest import write
+
+    write(tmp_path / "tick.py", "print('tick')\n")
+    shape = "kind: Shape\nname: small\nvcpus: 1\nmemory_gib: 1\nprice_per_hour: 0.1\n---\n"
+
+    def declare(schedule: str) -> None:
+        write(tmp_path / "c.yaml", shape + f"kind: Job\nname: nightly-train\nartifact: tick.py\nschedule: {schedule}\n")
+        apply_documents(load_documents([tmp_path / "c.yaml"]), app.store, app.settings)
+
+    declare("{cron: '0 3 * * *'}")
+    scheduler = paused_scheduler(app.store)
+    try:
+        sync = schedules.ScheduleSync(scheduler, app.store)
+        sync.sync(force=True)
+        (job,) = scheduler.get_jobs()
+        assert job.id == "job:nightly-train"
+        assert job.name == "job nightly-train (cron=0 3 * * *|interval=None|tz=UTC)"
+        assert not sync.sync(force=False)  # nothing changed
+        declare("{interval: 1h}")
+        assert sync.sync()
+        (job,) = scheduler.get_jobs()
+        assert job.name.startswith("job nightly-train (cron=None|interval=3600")
+    finally:
+        scheduler.shutdown(wait=False)
