@@ -21,6 +21,7 @@ SHAPES = [  # name, vcpus, memory_gib, gpus, gpu_type, price_per_hour, capacity
     ("gpu-a10", 8, 32, 1, "A10", 1.01, 8),
     ("gpu-a100", 12, 85, 1, "A100", 3.67, 4),
 ]
+SPOT_DISCOUNT = 0.3
 TEAMS = ["ml", "data", "platform", "search", "ads", "risk"]
 STATES = np.array(["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELED"])
 
@@ -70,6 +71,11 @@ def populate(url: str, runs: int, jobs: int, days: int = 30, seed: int = 7) -> d
     t0 = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=days)
     offsets = np.sort(rng.random(runs)) * days * 86400
     wait = rng.exponential(20.0, size=runs)
+    # drawn last, so the other columns are what they were before spot rows existed
+    spot = ~cached & (rng.random(runs) < 0.2)  # a fifth of the runs ran on spot at 30 % of the price
+    preempted = spot & (rng.random(runs) < 0.15)  # some of them preempted once, a third of the way in
+    price = np.where(spot, price * SPOT_DISCOUNT, price)
+    cost = price * duration / 3600.0
     base = np.datetime64(t0, "us")
     queued = base + (offsets * 1e6).astype("timedelta64[us]")
     start = queued + (wait * 1e6).astype("timedelta64[us]")
@@ -94,19 +100,31 @@ def populate(url: str, runs: int, jobs: int, days: int = 30, seed: int = 7) -> d
             float(cost[i]), float(saved[i]), int(is_cached), None if is_cached else float(cpu[i]),
             None if is_cached else int(mem[i]), None if is_cached or np.isnan(gpu[i]) else float(gpu[i]),
             labels[j], None if is_cached else float(price[i]),
+            "spot" if spot[i] else "on_demand", 2 if preempted[i] else 1, int(preempted[i]),
+            float(duration[i]) / 6 if preempted[i] else 0.0,
+            json.dumps({"attempt_log": _attempts(float(price[i]), float(duration[i]), bool(preempted[i]))})
+            if spot[i] else None,
         ))
     conn = sqlite3.connect(url.split("///", 1)[1])
     conn.execute("PRAGMA journal_mode=WAL")
     conn.executemany(
         "INSERT INTO runs (id, job, state, pipeline, step, shape, backend, queued_at, started_at, ended_at,"
         " duration_s, cost_usd, saved_usd, cache_hit, cpu_util_avg, mem_peak_bytes, gpu_util_avg, labels,"
-        " price_per_hour, attempt, market, attempts, preemptions, lost_s)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,'on_demand',1,0,0.0)",
+        " price_per_hour, attempt, market, attempts, preemptions, lost_s, extra)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?,?,?,?,?)",
         rows,
     )
     conn.commit()
     conn.close()
     return {"generate_s": time.perf_counter() - started, "total_cost_usd": float(cost.sum())}
+
+
+def _attempts(price: float, duration: float, preempted: bool) -> list[dict]:
+    """A spot run's extra["attempt_log"] (core/attempts.py's shape): one attempt, or a preempted one and the last."""
+    cuts = [0.0, duration / 3, duration] if preempted else [0.0, duration]
+    return [{"attempt": k + 1, "state": "PREEMPTED" if k + 2 < len(cuts) else "SUCCEEDED", "market": "spot",
+             "price_per_hour": price, "seconds": b - a, "cost_usd": price * (b - a) / 3600.0,
+             "lost_s": duration / 6 if k + 2 < len(cuts) else 0.0} for k, (a, b) in enumerate(zip(cuts, cuts[1:]))]
 
 
 def existing_runs(path: Path) -> int:
