@@ -4,6 +4,7 @@ JSON or rich output, `k=v` options, time options, printing a run or a pipeline r
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -58,7 +59,8 @@ def emit(data: Any) -> None:
 def console():
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 160)
+    # piped output is 160 wide unless COLUMNS says otherwise (rich reads COLUMNS itself when width is None)
+    return Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
 
 
 def parse_pairs(pairs: list[str], flag: str, form: str = "KEY=VALUE") -> dict[str, str]:

@@ -27,26 +27,72 @@ def gib(value: int | None) -> str:
     return "-" if value is None else f"{value / 2**20:.0f} MiB" if value < 2**30 else f"{value / 2**30:.1f} GiB"
 
 
-def runs_table(runs: Iterable[RunRecord], title: str = "runs") -> Table:
+REASON_CUT = 60  # characters of a reason a table shows unless --wide
+
+
+def key_column(table: Table, header: str, values: list[str]) -> None:
+    """A column that is never cut (run ids, states): as wide as its longest value; the other
+    columns wrap first when the terminal is narrow."""
+    table.add_column(header, no_wrap=True, overflow="fold", min_width=max(map(len, [header, *values])))
+
+
+def text_column(table: Table, header: str, wide: bool, justify: str = "left") -> None:
+    """A column that wraps (folding long words) on a narrow terminal, or is never cut with --wide."""
+    table.add_column(header, justify=justify, overflow="fold", no_wrap=wide)
+
+
+def cut(text: str | None, wide: bool) -> str:
+    text = text or ""
+    return text if wide or len(text) <= REASON_CUT else text[: REASON_CUT - 1] + "…"
+
+
+def print_table(console, table: Table, wide: bool = False) -> None:
+    """With --wide the table gets all the width it needs, so no column is shortened or wrapped;
+    else, on a terminal too narrow for it, its optional columns go (in their order) before the rest wrap."""
+    def needed() -> int:
+        return console.measure(table, options=console.options.update(max_width=10**5)).maximum
+
+    if wide:
+        width, console.width = console.width, max(needed(), console.width)
+        try:
+            return console.print(table)
+        finally:
+            console.width = width
+    for header in getattr(table, "optional", ()):
+        if needed() <= console.width:
+            break
+        table.columns = [c for c in table.columns if c.header != header]
+    console.print(table)
+
+
+def runs_table(runs: Iterable[RunRecord], title: str = "runs", wide: bool = False) -> Table:
+    runs = list(runs)
     table = Table(title=title, title_justify="left")
-    for col in ("run", "job", "step", "state", "shape", "duration", "cost", "saved", "cpu", "mem peak"):
-        table.add_column(col, justify="right" if col in ("duration", "cost", "saved", "cpu", "mem peak") else "left",
-                         no_wrap=True)
-    table.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=40)
+    key_column(table, "run", [r.id for r in runs])
+    for col in ("job", "step"):
+        text_column(table, col, wide)
+    key_column(table, "state", [r.state for r in runs])
+    text_column(table, "shape", wide)
+    for col in ("duration", "cost", "saved", "cpu", "mem peak"):
+        text_column(table, col, wide, justify="right")
+    text_column(table, "reason", wide)
     for r in runs:
         style = STATE_STYLE.get(r.state, "")
         table.add_row(
             r.id, r.job or "-", r.step or "-", f"[{style}]{r.state}[/]" if style else r.state, r.shape or "-",
             format_duration(r.duration_s), money(r.cost_usd), money(r.saved_usd) if r.saved_usd else "-",
-            percent(r.cpu_util_avg), gib(r.mem_peak_bytes), (r.reason or "")[:60],
+            percent(r.cpu_util_avg), gib(r.mem_peak_bytes), cut(r.reason, wide),
         )
+    table.optional = ("mem peak", "cpu", "saved", "step", "duration")  # dropped in this order when narrow
     return table
 
 
-def shapes_table(shapes) -> Table:
+def shapes_table(shapes, wide: bool = False) -> Table:
+    shapes = list(shapes)
     table = Table(title="shapes", title_justify="left")
-    for col in ("shape", "backend", "vcpus", "memory", "gpus", "gpu type", "$/h", "capacity"):
-        table.add_column(col)
+    key_column(table, "shape", [s.name for s in shapes])
+    for col in ("backend", "vcpus", "memory", "gpus", "gpu type", "$/h", "capacity"):
+        text_column(table, col, wide)
     for s in shapes:
         table.add_row(
             s.name, s.backend, f"{s.vcpus:g}", f"{s.memory_gib:g} GiB", f"{s.gpus:g}", s.gpu_type or "-",
@@ -109,12 +155,16 @@ def _step_label(name: str, run: dict | None, also: list[str]) -> str:
     return "  ".join(parts)
 
 
-def pipeline_runs_table(records: list[dict]) -> Table:
+def pipeline_runs_table(records: list[dict], wide: bool = False) -> Table:
     table = Table(title="pipeline runs", title_justify="left")
-    for col in ("run", "pipeline", "state", "started", "cost", "saved", "reason"):
-        table.add_column(col)
+    key_column(table, "run", [r["id"] for r in records])
+    text_column(table, "pipeline", wide)
+    key_column(table, "state", [r["state"] for r in records])
+    for col in ("started", "cost", "saved", "reason"):
+        text_column(table, col, wide)
     for r in records:
         style = STATE_STYLE.get(r["state"], "")
         table.add_row(r["id"], r["pipeline"], f"[{style}]{r['state']}[/]", r["started_at"] or "-",
-                      money(r["cost_usd"]), money(r["saved_usd"]), (r["reason"] or "")[:60])
+                      money(r["cost_usd"]), money(r["saved_usd"]), cut(r["reason"], wide))
+    table.optional = ("saved", "started")
     return table

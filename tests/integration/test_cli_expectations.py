@@ -3,9 +3,14 @@ states, listings of what is declared, and `apply --diff`."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+
+import pytest
+
+from tests.conftest import costwise_in_process, write
 
 
 def test_show_completion_prints_a_bash_script(cli):
@@ -26,3 +31,48 @@ def test_completion_completes_command_names_and_options(home):
                              env={**env, "COMP_WORDS": "costwise runs --st", "COMP_CWORD": "2"},
                              capture_output=True, text=True, timeout=60)
     assert options.stdout.split() == ["--state"], options.stderr
+
+
+SHAPES = """
+kind: Shape
+name: small-cpu-shape-with-a-long-name
+vcpus: 2
+memory_gib: 4
+price_per_hour: 0.10
+---
+kind: Shape
+name: gpu
+vcpus: 8
+memory_gib: 32
+gpus: 1
+gpu_type: A10
+gpu_memory_gib: 24
+price_per_hour: 1.10
+"""
+
+
+@pytest.fixture
+def declared(home, tmp_path):
+    write(tmp_path / "shapes.yaml", SHAPES)
+    write(tmp_path / "train.py", "print('ok')\n")
+    write(tmp_path / "job.yaml", "kind: Job\nname: train-the-model-with-a-long-name\nartifact: train.py\n"
+                                 "requirements: {cpus: 1, memory_gib: 1}\n")
+    code, _, err = costwise_in_process(home, "apply", str(tmp_path / "shapes.yaml"), str(tmp_path / "job.yaml"))
+    assert code == 0, err
+    return tmp_path
+
+
+def test_runs_and_shapes_at_60_columns_keep_run_ids_and_states_whole(home, declared, monkeypatch):
+    code, out, err = costwise_in_process(home, "run", "train-the-model-with-a-long-name", "--wait", "--json")
+    assert code == 0, err
+    run = json.loads(out)
+    monkeypatch.setenv("COLUMNS", "60")
+    code, out, _ = costwise_in_process(home, "runs")
+    assert code == 0 and all(len(line) <= 60 for line in out.splitlines()), out
+    assert f" {run['id']} " in out and " SUCCEEDED " in out, out
+    code, out, _ = costwise_in_process(home, "shapes")
+    assert code == 0 and all(len(line) <= 60 for line in out.splitlines())
+    assert " small-cpu-shape-with-a-long-name " in out, out  # the name column is the key: never cut
+    code, wide, _ = costwise_in_process(home, "shapes", "--wide")
+    assert code == 0 and max(map(len, wide.splitlines())) > 60
+    assert "gpu type" in wide and "capacity" in wide and " A10 " in wide

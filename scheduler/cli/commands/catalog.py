@@ -65,15 +65,20 @@ def shapes(
     ctx: typer.Context,
     fit: Optional[str] = typer.Option(None, "--fit", help="e.g. cpus=4,memory=16,gpus=1,gpu_type=A10"),
     job: Optional[str] = typer.Option(None, "--job", help="Rank with this job's duration history."),
+    wide: bool = typer.Option(False, "--wide", help="Every column in full, however wide the table gets."),
     as_json: bool = JSON_OPT,
 ):
     """The catalog's shapes, or the ones that fit ranked by expected cost, with reasons."""
+    from .. import thin
+
+    if fit is None and job is None and thin.try_shapes(ctx, as_json):  # answered by a daemon up: no catalog opened
+        return
     from ...core import placement
 
     store = app_context(ctx).store
     all_shapes = store.list("Shape")
     if fit is None and job is None:
-        return _print_shapes(sorted(all_shapes, key=lambda s: (s.price_per_hour, s.name)), as_json)
+        return _print_shapes(sorted(all_shapes, key=lambda s: (s.price_per_hour, s.name)), as_json, wide)
     job_spec = store.require("Job", job) if job else None
     requirements = parse_fit(fit) if fit else job_spec.requirements
     req = placement.PlacementRequest(
@@ -87,12 +92,12 @@ def shapes(
     _print_explanation(expl)
 
 
-def _print_shapes(ordered, as_json: bool) -> None:
+def _print_shapes(ordered, as_json: bool, wide: bool) -> None:
     if as_json:
         return emit([s.model_dump(mode="json") for s in ordered])
-    from ...reporting.views import shapes_table
+    from ...reporting.views import print_table, shapes_table
 
-    console().print(shapes_table(ordered))
+    print_table(console(), shapes_table(ordered, wide=wide), wide)
 
 
 def _explanation_json(expl) -> list[dict]:
