@@ -47,8 +47,23 @@ class JobProvider(CatalogProvider):
 class PipelineProvider(CatalogProvider):
     kind = "Pipeline"
 
+    def prepare(self, spec, doc: dict[str, Any], settings: Settings) -> dict[str, Any]:
+        """At check time, which is all `pulumi preview` runs: what the next run of this document, as
+        changed, is expected to cost (diff compares the document only, so the figure moving with
+        the history never makes an update)."""
+        from scheduler.runtime.context import AppContext
+
+        ctx = AppContext(settings)
+        try:
+            return {**doc, **pipeline_cost(ctx.engine, spec)}
+        finally:
+            ctx.close()
+
     def computed(self, ctx, spec) -> dict[str, Any]:
-        """Each step's cheapest fitting shape (steps that name a declared job)."""
+        """Each step's cheapest fitting shape (steps that name a declared job), and the next run's cost."""
+        return {**self._step_shapes(ctx, spec), **pipeline_cost(ctx.engine, spec)}
+
+    def _step_shapes(self, ctx, spec) -> dict[str, Any]:
         from scheduler.core.specs import Requirements
 
         shapes = {}
@@ -60,6 +75,17 @@ class PipelineProvider(CatalogProvider):
             req = Requirements.model_validate({**job.requirements.model_dump(), **{k: v for k, v in override.items() if v is not None}})
             shapes[step["name"]] = placement_outputs(ctx.store, job.name, req, job)["cheapest_shape"]
         return {"step_shapes": shapes}
+
+
+def pipeline_cost(engine, spec) -> dict[str, Any]:
+    """The next run's estimate (`costwise pipeline run NAME --estimate` with the default parameters):
+    cached steps free, the others priced from their history; ``unpriced_steps``: steps without a
+    figure (a job not in the catalog yet, or one with neither history nor expected_duration)."""
+    from scheduler.runtime.estimates import estimate_spec
+
+    est = estimate_spec(engine, spec)
+    return {"expected_cost_usd": est.expected_cost_usd, "expected_cost_range_usd": [est.p10_usd, est.p90_usd],
+            "unpriced_steps": list(est.unknown)}
 
 
 def placement_outputs(store, job_name: str, requirements, job) -> dict[str, Any]:

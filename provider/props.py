@@ -19,7 +19,8 @@ PROVIDER_KEY = "__provider"
 # Inputs of the resource that are not part of the document.
 EXTRA_KEYS = ("db", "cancel_runs_on_delete", "parameter_types")
 # Computed outputs; never inputs, never compared by diff.
-OUTPUT_KEYS = ("artifact_path", "fits", "cheapest_shape", "expected_cost_usd", "step_shapes", "catalog_version")
+OUTPUT_KEYS = ("artifact_path", "fits", "cheapest_shape", "expected_cost_usd", "step_shapes", "catalog_version",
+               "expected_cost_range_usd", "unpriced_steps")
 # Where a value given as a Pulumi secret is accepted (and sealed): every other place would store it.
 SECRET_FIELDS = ("env", "secret_env")
 

@@ -128,10 +128,14 @@ class Job(pulumi.dynamic.Resource, module="costwise", name="Job"):
 
 
 class Pipeline(pulumi.dynamic.Resource, module="costwise", name="Pipeline"):
-    """A pipeline (a DAG of job steps) in the costwise catalog; outputs each step's cheapest shape."""
+    """A pipeline (a DAG of job steps) in the costwise catalog; outputs each step's cheapest shape and
+    what its next run is expected to cost (cached steps free; shown by `pulumi preview`)."""
 
     name: Output[str]
     step_shapes: Output[dict]
+    expected_cost_usd: Output[Optional[float]]
+    expected_cost_range_usd: Output[Optional[list]]
+    unpriced_steps: Output[Optional[list]]
 
     def __init__(self, resource_name: str, args: Optional[PipelineArgs] = None,
                  opts: Optional[pulumi.ResourceOptions] = None, **kwargs: Any):

@@ -386,3 +386,34 @@ def _catalog_get(home, kind, name):
         return store.get(kind, name)
     finally:
         store.close()
+
+
+def test_pipeline_preview_prices_a_change(host, tmp_path):
+    """`pulumi preview` runs Check and Diff only: the Pipeline's expected_cost_usd must come from Check,
+    priced for the document as changed, before anything is applied."""
+    _require_pipeline_kind()
+    engine, _ = host
+    pipelines = provider.PipelineProvider()
+    _declare_shapes(engine)
+    for name, seconds in (("prep", 60), ("fit", 600)):
+        engine.up_new(provider.JobProvider(), name, {**_job(tmp_path), "name": name, "expected_duration": seconds})
+    steps = [
+        {"name": "prep", "job": "prep", "outputs": ["train.csv"]},
+        {"name": "fit", "job": "fit", "inputs": {"train.csv": "prep/train.csv"}, "requirements": {"cpus": 4, "memory_gib": 8}},
+    ]
+    inputs = {"name": "retrain", "steps": steps}
+    checked, failures = engine.check(pipelines, "retrain", inputs)
+    assert not failures
+    declared = 0.05 * 60 / 3600 + 0.4 * 600 / 3600  # prep on small, fit needs big
+    low, high = checked["expected_cost_range_usd"]
+    assert checked["expected_cost_usd"] == pytest.approx(declared) and low < declared < high
+    assert checked["unpriced_steps"] == []
+    id_, outs = engine.create(pipelines, "retrain", checked)
+    assert outs["expected_cost_usd"] == pytest.approx(checked["expected_cost_usd"])
+
+    smaller = {**inputs, "steps": [steps[0], {**steps[1], "requirements": {"cpus": 1, "memory_gib": 1}}]}
+    preview, diff = engine.up_existing(pipelines, "retrain", id_, checked, outs, smaller)
+    assert diff.changes == provider_pb2.DiffResponse.DIFF_SOME
+    assert preview["expected_cost_usd"] < outs["expected_cost_usd"] / 4  # fit moves to the $0.05 shape
+    _, same = engine.up_existing(pipelines, "retrain", id_, checked, outs, inputs)
+    assert same.changes == provider_pb2.DiffResponse.DIFF_NONE  # the figure itself never makes an update

@@ -151,3 +151,15 @@ def test_preview_with_unknown_inputs_is_not_refused():
     diff = provider.JobProvider().diff("t", {"name": "t", "artifact": "/a.py", "artifact_hash": "sha256:x"},
                                        {"name": "t", "artifact": Unknown()})
     assert diff.changes is True and "artifact" in diff.replaces
+
+
+def test_a_pipelines_cost_is_an_output_never_an_input_nor_a_diff():
+    from provider.resources import Pipeline
+
+    pipelines = provider.PipelineProvider()
+    doc = {"name": "p", "steps": [{"name": "a", "job": "a"}]}
+    olds = {**doc, "expected_cost_usd": 1.0, "expected_cost_range_usd": [0.5, 2.0], "unpriced_steps": []}
+    assert pipelines.diff("p", olds, {**doc, "expected_cost_usd": 3.0, "__provider": "x"}).changes is False
+    assert pipelines.diff("p", olds, {**doc, "steps": [{"name": "a", "job": "b"}]}).changes is True
+    assert P.split(olds)[0] == doc  # never applied to the catalog
+    assert {"expected_cost_usd", "expected_cost_range_usd", "unpriced_steps"} <= set(Pipeline.__annotations__)
