@@ -12,7 +12,7 @@ import typer
 from ..core.errors import CostwiseError
 from .app import app
 # Importing a command module registers its commands; this order is the order `costwise --help` lists them.
-from .commands import catalog, runs, daemon, pipelines, demo, report, kueue  # noqa: F401, I001
+from .commands import catalog, declared, runs, daemon, pipelines, demo, report, kueue  # noqa: F401, I001
 
 # Where the environment, not costwise, is at fault: an unwritable or read-only home, a full disk.
 ENVIRONMENT_ERRNOS = frozenset({

@@ -76,3 +76,58 @@ def test_runs_and_shapes_at_60_columns_keep_run_ids_and_states_whole(home, decla
     code, wide, _ = costwise_in_process(home, "shapes", "--wide")
     assert code == 0 and max(map(len, wide.splitlines())) > 60
     assert "gpu type" in wide and "capacity" in wide and " A10 " in wide
+
+
+DECLARED = """
+kind: Job
+name: nightly
+artifact: train.py
+requirements: {cpus: 2, memory_gib: 3}
+schedule: {cron: '0 3 * * *'}
+spot: allowed
+labels: {team: ml}
+---
+kind: Pipeline
+name: retrain
+steps:
+  - {name: prep, job: train-the-model-with-a-long-name, outputs: [a.json]}
+  - {name: fit, job: nightly, inputs: {a.json: prep/a.json}}
+schedule: {interval: 1h}
+---
+kind: Budget
+name: ml-daily
+labels: {team: ml}
+period: day
+limit_usd: 5
+"""
+
+
+def test_jobs_pipelines_and_budgets_list_what_is_declared(home, declared):
+    write(declared / "more.yaml", DECLARED)
+    code, _, err = costwise_in_process(home, "apply", str(declared / "more.yaml"))
+    assert code == 0, err
+    code, out, err = costwise_in_process(home, "run", "nightly", "--wait", "--json")
+    assert code == 0, err
+    cost = json.loads(out)["cost_usd"]
+
+    code, out, _ = costwise_in_process(home, "jobs", "--json")
+    jobs = {j["name"]: j for j in json.loads(out)}
+    assert set(jobs) == {"nightly", "train-the-model-with-a-long-name"}
+    assert jobs["nightly"]["requirements"]["cpus"] == 2 and jobs["nightly"]["schedule"]["cron"] == "0 3 * * *"
+    assert jobs["nightly"]["spot"] == "allowed" and jobs["nightly"]["labels"] == {"team": "ml"}
+    code, out, _ = costwise_in_process(home, "jobs")
+    assert code == 0 and "nightly" in out and "cpus=2 memory=3GiB" in out and "cron 0 3 * * *" in out
+
+    code, out, _ = costwise_in_process(home, "pipelines", "--json")
+    (pipeline,) = json.loads(out)
+    assert [s["name"] for s in pipeline["steps"]] == ["prep", "fit"] and pipeline["steps"][1]["after"] == ["prep"]
+    assert pipeline["schedule"]["interval"] == 3600
+    code, out, _ = costwise_in_process(home, "pipelines")
+    assert "prep → fit" in out and "every 3600s" in out
+
+    code, out, _ = costwise_in_process(home, "budgets", "--json")
+    (budget,) = json.loads(out)
+    assert budget["labels"] == {"team": "ml"} and budget["period"] == "day" and budget["limit_usd"] == 5
+    assert budget["spent_usd"] == pytest.approx(cost) and cost > 0  # the nightly run is labeled team=ml
+    code, out, _ = costwise_in_process(home, "budgets")
+    assert code == 0 and "ml-daily" in out and "team=ml" in out
