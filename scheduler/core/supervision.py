@@ -1,7 +1,8 @@
 """What supervising a live run decides, on the injected clock: how long to wait on the executor, when
 to sample it and to look for a cancel request, when its deadline stops it, and how its end is taken
-(retry, TIMED_OUT by its own watchdog, or by exit code). Pure: the executor is reached through the
-protocol below and the store through the ``check`` callable the caller gives (runtime/supervise.py)."""
+(retry, TIMED_OUT by its own watchdog, a spot attempt preempted, or by exit code). Pure: the executor
+is reached through the protocol below and the store through the ``check`` callable the caller gives
+(runtime/supervise.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class Outcome(StrEnum):
     EXITED = "exited"  # ended by itself: recorded by its exit code
     WATCHDOG = "watchdog"  # stopped at its deadline by its own watchdog: TIMED_OUT
     RETRY = "retry"  # failed with attempts left: launch it again
+    PREEMPTED = "preempted"  # a spot attempt's capacity was taken: the same run is queued again
     DEADLINE = "deadline"  # still going at its deadline: stopped here, TIMED_OUT
     CANCEL = "cancel"  # a cancel was requested: stopped here, CANCELED
     ENDED_ELSEWHERE = "ended elsewhere"  # someone else recorded its end (e.g. marked lost)
@@ -40,6 +42,9 @@ class Ended(Protocol):  # executors.base.ExitStatus, as far as supervision reads
     @property
     def is_lost(self) -> bool: ...
 
+    @property
+    def is_preempted(self) -> bool: ...
+
 
 class Watchable(Protocol):  # the part of executors.base.Executor that supervision calls
     def wait(self, handle: dict[str, Any], timeout: float) -> Ended | None: ...
@@ -54,10 +59,12 @@ def deadline_from_claim(claimed_at: datetime, max_runtime_s: float) -> datetime:
     return claimed_at + timedelta(seconds=max_runtime_s)
 
 
-def on_exit(status: Ended, can_retry: bool) -> Outcome:
-    """How a run the executor saw end is taken."""
+def on_exit(status: Ended, can_retry: bool, on_spot: bool = False) -> Outcome:
+    """How a run the executor saw end is taken (a preemption on on-demand is a failure like any other)."""
     if status.timed_out:
         return Outcome.WATCHDOG
+    if on_spot and status.is_preempted:
+        return Outcome.PREEMPTED
     if status.exit_code != 0 and can_retry and not status.is_lost:
         return Outcome.RETRY
     return Outcome.EXITED
@@ -102,13 +109,13 @@ class Watched:
 
 def watch(clock: Clock, executor: Watchable, handle: dict[str, Any], deadline_at: datetime, *, grace_s: float,
           can_retry: bool, check: Callable[[], Seen], cadence: Cadence,
-          on_sample: Callable[[float], None] | None = None) -> Watched:
+          on_sample: Callable[[float], None] | None = None, on_spot: bool = False) -> Watched:
     """Wait on a live run until something must be recorded; a run stopped here (deadline, cancel) was
     stopped with ``grace_s`` between the polite signal and the kill (the executor's cancel)."""
     while True:
         status = executor.wait(handle, cadence.timeout(clock.monotonic(), _remaining(clock, deadline_at)))
         if status is not None:
-            return Watched(on_exit(status, can_retry), status, clock.now())
+            return Watched(on_exit(status, can_retry, on_spot), status, clock.now())
         mono = clock.monotonic()
         if _remaining(clock, deadline_at) <= 0:
             return _stopped(clock, executor, handle, grace_s, Outcome.DEADLINE)

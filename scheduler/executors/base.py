@@ -56,6 +56,7 @@ class LaunchSpec:
     seconds_left: float | None = None  # to the run's deadline (kept across retries), by the engine's clock
     stop_grace_s: float = DEFAULT_STOP_GRACE_S
     requirements: Requirements | None = None  # the job's own; a Kubernetes Job requests these
+    preemptible: bool = False  # a spot attempt: a disrupted pod ends it (Kubernetes retries others' itself)
 
 
 LOST = "lost"  # the reason of an exit the executor could not observe (process, container or Job gone)
@@ -66,15 +67,26 @@ class ExitStatus:
     exit_code: int | None
     reason: str | None = None  # e.g. "exit code 3", "OOMKilled", LOST
     timed_out: bool = False  # stopped at its deadline by the backend itself (e.g. the run's watchdog)
+    by_market: bool = False  # its capacity was taken away (container killed from outside, pod disrupted)
 
     @classmethod
     def lost(cls, exit_code: int | None = None) -> "ExitStatus":
         """The run ended out of sight: never retried, recorded FAILED with reason ``lost``."""
         return cls(exit_code, LOST)
 
+    @classmethod
+    def preempted(cls, reason: str, exit_code: int | None = None) -> "ExitStatus":
+        """The run's capacity was taken from it, not by costwise: on spot the attempt is PREEMPTED and
+        the run queued again; on on-demand it is a failure like any other."""
+        return cls(exit_code, reason, by_market=True)
+
     @property
     def is_lost(self) -> bool:
         return self.reason == LOST
+
+    @property
+    def is_preempted(self) -> bool:
+        return self.by_market
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@
 - Logs are streamed with timestamps into the run's log (see ``logcopy``); utilization comes from
   one-shot container stats (cumulative CPU since the container started, working-set memory, as
   ``docker stats`` shows it); the exit code and ``OOMKilled`` come from the container's state,
-  which survives a daemon restart; the container is removed once its logs are copied.
+  which survives a daemon restart; the container is removed once its logs are copied. A container
+  killed by someone else (exit 137 / 143 while costwise did not stop it) ends ``preempted``.
 
 Here: launch, the watcher threads (logs, exit), wait, sampling, cancel and adopt; the container spec
 and its creation are ``docker_spec``, reading the engine's state and stats is ``docker_state``.
@@ -61,6 +62,7 @@ class _Tracked:
     mem_peak: int = 0
     gpu_samples: GpuSamples = field(default_factory=GpuSamples)
     log_thread: threading.Thread | None = None
+    stopping: bool = False  # costwise stops it (cancel, deadline, preempt): its kill is no preemption
 
 
 class DockerExecutor(TrackedRuns):
@@ -192,7 +194,7 @@ class DockerExecutor(TrackedRuns):
         status = ExitStatus.lost()
         try:
             state = api.inspect_container(tracked.container_id)["State"]
-            status = status_from_state(state)
+            status = status_from_state(state, stopped_here=tracked.stopping)
             if self._remove:
                 api.remove_container(tracked.container_id, force=True)
         except docker.errors.NotFound:
@@ -254,6 +256,7 @@ class DockerExecutor(TrackedRuns):
             return ExitStatus.lost()
         if tracked.done.is_set():
             return tracked.final
+        tracked.stopping = True
         try:
             self.client.api.stop(tracked.container_id, timeout=math.ceil(grace_s))
         except docker.errors.NotFound:

@@ -1,7 +1,7 @@
 """What the Docker engine says about a run's container, read into costwise's terms (pure).
 
 The exit status from the container's state (which survives a daemon restart: exit code,
-``OOMKilled``, the engine's error), and utilization from one-shot stats: CPU as cumulative CPU time
+``OOMKilled``, the engine's error; a kill costwise did not send is a preemption), and utilization from one-shot stats: CPU as cumulative CPU time
 since the container started over its vCPUs, memory as the working set ``docker stats`` shows.
 """
 
@@ -10,13 +10,20 @@ from __future__ import annotations
 from .base import ExitStatus
 from .logcopy import parse_ts
 
+# 128 + SIGKILL, 128 + SIGTERM: what the container's init exits with when the job is killed or stopped
+KILLED_EXIT_CODES = (137, 143)
 
-def status_from_state(state: dict) -> ExitStatus:
+
+def status_from_state(state: dict, stopped_here: bool = False) -> ExitStatus:
+    """``stopped_here``: costwise itself stopped the container (cancel, deadline, preempt); a kill
+    code without it means someone else killed it (``docker kill``, the host reclaimed): preempted."""
     code = state.get("ExitCode")
     if state.get("OOMKilled"):
         return ExitStatus(code, "OOMKilled")
     if code == 0:
         return ExitStatus(0)
+    if code in KILLED_EXIT_CODES and not stopped_here and not state.get("Error"):
+        return ExitStatus.preempted(f"killed from outside (exit code {code})", code)
     if state.get("Error"):
         return ExitStatus(code, f"exit code {code}: {state['Error']}")
     return ExitStatus(code, f"exit code {code}")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from ..core import attempts, lifecycle
-from ..core.runs import CANCELED, FAILED, QUEUED, STARTING, SUCCEEDED, RunRecord
+from ..core.runs import CANCELED, FAILED, QUEUED, RUNNING, STARTING, SUCCEEDED, RunRecord
 from ..core.specs import JobSpec
 from ..core.spot import Market
 from ..executors import ExitStatus
@@ -25,12 +25,23 @@ if TYPE_CHECKING:
 def finish(engine: "Engine", run: RunRecord, executor, status: ExitStatus, state: str | None = None,
            reason: str | None = None) -> RunRecord:
     """Record the end of a run the executor saw end (its usage read before the handle is dropped)."""
+    if state is None and status.is_preempted and _still_this_spot_attempt(engine, run):
+        executor.forget(run.handle)  # the market ended this attempt (container killed, pod disrupted)
+        return spot_runs.requeue(engine, run, engine.clock.now())
     if state is None:
         state = SUCCEEDED if status.exit_code == 0 else FAILED
         reason = None if state == SUCCEEDED else status.reason
     usage = executor.usage(run.handle)
     executor.forget(run.handle)
     return record_end(engine, run, state, reason, status.exit_code, usage)
+
+
+def _still_this_spot_attempt(engine: "Engine", run: RunRecord) -> bool:
+    """A spot attempt still live and not being canceled (a cancel wins): its preemption requeues it."""
+    if run.market is not Market.SPOT:
+        return False
+    current = engine.store.get_run(run.id)
+    return current.state == RUNNING and current.attempt == run.attempt and current.cancel_requested_at is None
 
 
 def record_end(engine: "Engine", run: RunRecord, state: str, reason: str | None, exit_code=None, usage=None,

@@ -10,6 +10,7 @@ from ..core import lifecycle
 from ..core.durations import format_duration
 from ..core.runs import CANCELED, LIVE_STATES, QUEUED, RUNNING, STARTING, TIMED_OUT, RunRecord
 from ..core.specs import JobSpec
+from ..core.spot import Market
 from ..core.supervision import Cadence, Outcome, Seen, watch
 from ..executors import ExitStatus
 from ..executors.base import capped_grace
@@ -38,7 +39,8 @@ def supervise(engine: "Engine", run: RunRecord, progress: Progress | None = None
         can_retry = run.attempt - run.preemptions < job.retries and not getattr(executor, "retries_itself", False)
         watched = watch(clock, executor, run.handle, run.deadline_at, grace_s=capped_grace(job.stop_grace),
                         can_retry=can_retry, check=lambda: _seen(engine, run.id), cadence=cadence,
-                        on_sample=(lambda elapsed: progress(run, elapsed)) if progress else None)
+                        on_sample=(lambda elapsed: progress(run, elapsed)) if progress else None,
+                        on_spot=run.market is Market.SPOT)
         outcome, status = watched.outcome, watched.status
         if outcome is Outcome.RETRY and not marked_preempted(engine, run):
             run = _retry(engine, run, status)
@@ -51,7 +53,7 @@ def supervise(engine: "Engine", run: RunRecord, progress: Progress | None = None
             return finish(engine, run, executor, status)  # recorded as PREEMPTED and queued again
         if outcome is Outcome.CANCEL:
             return finish(engine, run, executor, status, CANCELED, "canceled by request")
-        return finish(engine, run, executor, status)
+        return finish(engine, run, executor, status)  # EXITED, or PREEMPTED: finish queues it again
 
 
 def _seen(engine: "Engine", run_id: str) -> Seen:

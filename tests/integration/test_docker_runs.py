@@ -322,3 +322,121 @@ def test_the_example_pipeline_moves_from_local_to_docker_shapes_by_one_field(cli
     # the same code and data give the same verdict wherever it runs
     assert [s["state"] for s in local["steps"]] == [s["state"] for s in docker_run["steps"]]
     assert not containers_of(docker_client, "train")
+
+
+# -- a spot run's container killed from outside ----------------------------------------------------
+# Works in 0.2 s steps, checkpoints each, resumes from the checkpoint; each start is noted with its step.
+STEPPER = """
+import json, os, sys, time
+ckpt = os.path.join(os.environ["COSTWISE_CHECKPOINT_DIR"], "state.json")
+step = json.load(open(ckpt))["step"] if os.path.exists(ckpt) else 0
+with open(os.path.join(os.environ["COSTWISE_ARTIFACTS_DIR"], "starts.txt"), "a") as f:
+    f.write(f"{step}\\n")
+while step < int(sys.argv[1]):
+    time.sleep(0.2)
+    step += 1
+    with open(ckpt + ".tmp", "w") as f:
+        json.dump({"step": step}, f)
+    os.replace(ckpt + ".tmp", ckpt)
+print("done at", step, flush=True)
+"""
+
+SPOT_DOCS = f"""
+kind: Shape
+name: dock-spot
+backend: docker
+vcpus: 0.5
+memory_gib: 0.25
+price_per_hour: 0.04
+spot_price_per_hour: 0.012
+capacity: 2
+---
+kind: Job
+name: dt-spotty
+artifact: stepper.py
+image: {TEST_IMAGE}
+args: ["15"]
+requirements: {{cpus: 0.5, memory_gib: 0.1}}
+spot: allowed
+checkpoint_interval: 1s
+stop_grace: 1s
+---
+kind: Job
+name: dt-steady
+artifact: stepper.py
+image: {TEST_IMAGE}
+args: ["100"]
+requirements: {{cpus: 0.5, memory_gib: 0.1}}
+stop_grace: 1s
+"""
+
+
+@pytest.fixture
+def spot_project(tmp_path, cli, docker_client):
+    root = tmp_path / "spot"
+    write(root / "stepper.py", STEPPER)
+    write(root / "docs.yaml", SPOT_DOCS)
+    proc = cli("apply", str(root / "docs.yaml"))
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+def kill_at_step(home, docker_client, job: str, step: int) -> str:
+    """`docker kill` (the CLI, as anyone else would) the job's container once it checkpointed ``step``."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = [c for c in containers_of(docker_client, job) if c.status == "running"]
+        if found:
+            run_id = found[0].labels["costwise-run-id"]
+            try:
+                if json.loads((home / "checkpoints" / job / run_id / "state.json").read_text())["step"] >= step:
+                    subprocess.run(["docker", "kill", found[0].id], check=True, capture_output=True, timeout=30)
+                    return run_id
+            except (OSError, ValueError):
+                pass
+        time.sleep(0.1)
+    raise AssertionError(f"{job} never reached step {step}")
+
+
+def run_wait(home, job):
+    return subprocess.Popen([sys.executable, "-m", "scheduler.cli", "run", job, "--wait", "--json"],
+                            env={**os.environ, "COSTWISE_HOME": str(home)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_a_spot_runs_container_killed_from_outside_is_requeued_and_resumes_from_its_checkpoint(
+        cli, home, spot_project, docker_client):
+    proc = run_wait(home, "dt-spotty")
+    try:
+        run_id = kill_at_step(home, docker_client, "dt-spotty", 3)
+        out, err = proc.communicate(timeout=90)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    run = json.loads(out)
+    assert run["id"] == run_id
+    assert (run["state"], run["market"], run["attempts"], run["preemptions"]) == ("SUCCEEDED", "spot", 2, 1)
+    detail = cli.json("show", run_id)
+    log = detail["attempt_log"]
+    assert [a["state"] for a in log] == ["PREEMPTED", "SUCCEEDED"] and all(a["price_per_hour"] == 0.012 for a in log)
+    assert run["cost_usd"] == pytest.approx(sum(a["cost_usd"] for a in log), rel=1e-9)
+    starts = [int(x) for x in (home / "runs" / run_id / "artifacts" / "starts.txt").read_text().split()]
+    assert starts[0] == 0 and starts[1] >= 3  # the second container resumed from the checkpoint
+    assert any("PREEMPTED" in (e["message"] or "") for e in detail["events"])
+    assert "done at 15" in cli("logs", run_id).stdout
+    assert not containers_of(docker_client, "dt-spotty")
+
+
+def test_an_on_demand_runs_container_killed_from_outside_fails_as_before(cli, home, spot_project, docker_client):
+    proc = run_wait(home, "dt-steady")
+    try:
+        run_id = kill_at_step(home, docker_client, "dt-steady", 1)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    run = json.loads(out)
+    assert run["id"] == run_id
+    assert (run["state"], run["exit_code"], run["market"], run["attempts"], run["preemptions"]) == (
+        "FAILED", 137, "on_demand", 1, 0)
+    assert run["reason"] == "killed from outside (exit code 137)"
+    assert not containers_of(docker_client, "dt-steady")

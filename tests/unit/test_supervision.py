@@ -167,6 +167,17 @@ def test_a_lost_run_is_never_retried_and_a_watchdog_stop_is_a_time_out():
     assert on_exit(ExitStatus(137, "killed", timed_out=True), can_retry=True) is Outcome.WATCHDOG
 
 
+def test_a_preemption_requeues_a_spot_attempt_and_is_a_failure_on_demand():
+    from scheduler.core.supervision import on_exit
+
+    preempted = ExitStatus.preempted("killed from outside (exit code 137)", 137)
+    assert on_exit(preempted, can_retry=True, on_spot=True) is Outcome.PREEMPTED  # no retry spent
+    assert on_exit(preempted, can_retry=False, on_spot=True) is Outcome.PREEMPTED
+    assert on_exit(preempted, can_retry=True) is Outcome.RETRY  # on-demand: as any failed attempt
+    assert on_exit(preempted, can_retry=False) is Outcome.EXITED
+    assert on_exit(ExitStatus(137, "exit code 137"), can_retry=False, on_spot=True) is Outcome.EXITED
+
+
 def test_samples_back_off_to_every_two_seconds_and_report_the_time_supervised():
     clock = FrozenClock(T0)
     elapsed = []
