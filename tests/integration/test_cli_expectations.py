@@ -131,3 +131,16 @@ def test_jobs_pipelines_and_budgets_list_what_is_declared(home, declared):
     assert budget["spent_usd"] == pytest.approx(cost) and cost > 0  # the nightly run is labeled team=ml
     code, out, _ = costwise_in_process(home, "budgets")
     assert code == 0 and "ml-daily" in out and "team=ml" in out
+
+
+def test_runs_wide_shows_the_reason_in_full(home, declared, monkeypatch):
+    write(declared / "fail.py", "import sys\nsys.exit(3)\n")
+    write(declared / "fail.yaml", "kind: Job\nname: fails\nartifact: fail.py\nrequirements: {cpus: 1, memory_gib: 1}\n")
+    assert costwise_in_process(home, "apply", str(declared / "fail.yaml"))[0] == 0
+    code, out, _ = costwise_in_process(home, "run", "fails", "--wait", "--json")
+    run = json.loads(out)
+    assert code == 1 and run["reason"]
+    monkeypatch.setenv("COLUMNS", "60")
+    code, out, _ = costwise_in_process(home, "runs", "--wide")
+    assert code == 0 and f" {run['id']} " in out and " FAILED " in out and f" {run['reason']} " in out
+    assert "mem peak" in out  # nothing dropped, however narrow the terminal

@@ -89,6 +89,7 @@ def runs(
     state: Optional[str] = typer.Option(None, "--state"),
     since: Optional[str] = typer.Option(None, "--since", help="ISO time or a duration back from now (e.g. 2h)."),
     limit: int = typer.Option(50, "--limit"),
+    wide: bool = typer.Option(False, "--wide", help="Every column in full, however wide the table gets."),
     as_json: bool = JSON_OPT,
 ):
     """The run history, newest first."""
@@ -103,9 +104,9 @@ def runs(
     records = app_ctx.store.list_runs(job=job, state=state.upper() if state else None, since=since_dt, limit=limit)
     if as_json:
         return emit([r.public() for r in records])
-    from ...reporting.views import runs_table
+    from ...reporting.views import print_table, runs_table
 
-    console().print(runs_table(records))
+    print_table(console(), runs_table(records, wide=wide), wide)
 
 
 @app.command()
