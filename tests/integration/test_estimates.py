@@ -80,3 +80,22 @@ def test_a_job_run_estimate_uses_its_history(app, flow):
     warm = estimate_run(app.engine, "step-a")
     real = app.store.list_runs(job="step-a", limit=1)[0]
     assert warm.duration_source == "history" and warm.p10_usd <= real.cost_usd <= warm.p90_usd
+
+
+def test_the_estimate_commands_print_and_launch_nothing(app, flow, cli):
+    run(app)
+    before = len(app.store.list_runs(limit=100))
+    est = cli.json("pipeline", "run", "flow", "--estimate")
+    assert [s["outcome"] for s in est["steps"]] == ["cached"] * 3 and est["expected_cost_usd"] == 0
+    assert est["saved_usd"] > 0
+    table = cli("pipeline", "run", "flow", "--estimate")
+    assert table.returncode == 0, table.stderr
+    assert "total $0.00" in table.stdout and "yes" in table.stdout and "saved by the step cache" in table.stdout
+    one = cli("run", "step-a", "--estimate", "--arg", "a", "--arg", "a.json")
+    assert one.returncode == 0, one.stderr
+    assert "small" in one.stdout and "history" in one.stdout and "$0.1/h" in one.stdout
+    job = cli.json("run", "step-a", "--estimate")
+    assert job["shape"] == "small" and job["p10_usd"] < job["expected_cost_usd"] < job["p90_usd"]
+    assert len(app.store.list_runs(limit=100)) == before
+    bad = cli("run", "step-a", "--estimate", "--shape", "nowhere")
+    assert bad.returncode == 2 and "nowhere" in bad.stderr

@@ -52,9 +52,16 @@ def run(
     max_runtime: Optional[str] = typer.Option(None, "--max-runtime", help="e.g. 90s, 10m, 2h."),
     wait: bool = typer.Option(False, "--wait", help="Run it now and wait for the end."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be launched; launch nothing."),
+    estimate: bool = typer.Option(False, "--estimate", help="Print the expected shape, duration and cost; launch nothing."),
     as_json: bool = JSON_OPT,
 ):
     """Start a run of a job."""
+    if estimate:  # read from the catalog (never the daemon): nothing is launched or stored
+        from ...runtime.estimates import estimate_run
+        from ..estimates import print_job_estimate
+
+        overrides = make_overrides(env, arg, shape, max_runtime)
+        return print_job_estimate(estimate_run(app_context(ctx).engine, job, overrides), as_json)
     app_ctx = app_context(ctx)
     overrides = make_overrides(env, arg, shape, max_runtime)
     engine = app_ctx.engine
@@ -89,7 +96,6 @@ def runs(
     state: Optional[str] = typer.Option(None, "--state"),
     since: Optional[str] = typer.Option(None, "--since", help="ISO time or a duration back from now (e.g. 2h)."),
     limit: int = typer.Option(50, "--limit"),
-    wide: bool = typer.Option(False, "--wide", help="Every column in full, however wide the table gets."),
     as_json: bool = JSON_OPT,
 ):
     """The run history, newest first."""
@@ -104,9 +110,9 @@ def runs(
     records = app_ctx.store.list_runs(job=job, state=state.upper() if state else None, since=since_dt, limit=limit)
     if as_json:
         return emit([r.public() for r in records])
-    from ...reporting.views import print_table, runs_table
+    from ...reporting.views import runs_table
 
-    print_table(console(), runs_table(records, wide=wide), wide)
+    console().print(runs_table(records))
 
 
 @app.command()
