@@ -1,9 +1,16 @@
-"""How a run's Job ended, read from the Job's conditions and its newest pod's container state (pure)."""
+"""How a run's Job ended, read from the Job's conditions and its newest pod's container state, and
+whether its pod was taken away (disrupted, evicted, its node lost or the pod deleted) (pure)."""
 
 from __future__ import annotations
 
 from .base import ExitStatus
 from .k8s_manifest import CONTAINER
+
+# The condition the control plane sets on a pod it is about to take away (preemption by a higher
+# priority pod, a taint, the eviction API, the kubelet's node pressure / shutdown); pod status
+# reasons of a pod evicted or on a node that stopped answering.
+DISRUPTION_TARGET = "DisruptionTarget"
+TAKEN_AWAY_REASONS = ("Evicted", "NodeLost")
 
 
 def job_verdict(job) -> tuple[str, str | None] | None:
@@ -22,6 +29,9 @@ def exit_status(verdict: tuple[str, str | None], pod: dict | None) -> ExitStatus
     term = terminated(pod) or {}
     if term.get("reason") == "OOMKilled":
         return ExitStatus(code, "OOMKilled")
+    why_taken = disruption(pod)
+    if why_taken:
+        return ExitStatus.preempted(f"pod {why_taken}", code if code is not None else 1)
     parts = [why or "Failed"] + ([f"exit code {code}"] if code is not None else [])
     return ExitStatus(code if code is not None else 1, ": ".join(parts))
 
@@ -47,3 +57,24 @@ def container_started(pod: dict) -> bool:
 
 def container_terminated(pod: dict) -> bool:
     return terminated(pod) is not None
+
+
+def disruption(pod: dict | None) -> str | None:
+    """How the pod was taken from the run (not the job's own failure), e.g. "disrupted:
+    PreemptionByScheduler" or "Evicted"; None while it was not."""
+    status = (pod or {}).get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == DISRUPTION_TARGET and cond.get("status") == "True":
+            return f"disrupted: {cond.get('reason') or DISRUPTION_TARGET}"
+    return status.get("reason") if status.get("reason") in TAKEN_AWAY_REASONS else None
+
+
+def taken_away(pods: list[dict], seen: set[str]) -> str | None:
+    """Why a run whose Job is still active lost its pod: one of its pods disrupted, or a pod seen
+    before gone (deleted with its node); None while neither happened."""
+    for pod in pods:
+        why = disruption(pod)
+        if why:
+            return f"pod {pod['metadata']['name']} {why}"
+    gone = sorted(seen - {pod["metadata"]["name"] for pod in pods})
+    return f"pod {gone[0]} deleted while its Job was active (node gone)" if gone else None

@@ -22,6 +22,9 @@ The Job (built by ``k8s_manifest.job_manifest``, also what ``--dry-run`` prints)
   source is ``pvc:NAME`` mounts that claim; other sources are ``hostPath``.
 
 Status comes from the Job's conditions and its newest pod's container state (exit code, OOMKilled);
+a pod taken away (``DisruptionTarget``, evicted, its node lost) ends the run ``preempted``, and for
+a spot attempt (``preemptible``) already while the Job is active, the Job then deleted so the run's
+next attempt creates a fresh one;
 logs are followed from each pod in turn into the run's log; utilization comes from metrics.k8s.io
 when the cluster serves it (else it is not reported). Cancel deletes the Job (foreground, with the
 grace period) and returns once it is gone. The namespace is ``namespace`` /
@@ -41,11 +44,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import ExitStatus, LaunchSpec, Usage
+from .base import DEFAULT_STOP_GRACE_S, ExitStatus, LaunchSpec, Usage
 from .k8s_client import KubernetesError, api_client, context_namespace, message
 from .k8s_logs import PodLogCopying
 from .k8s_manifest import CONTAINER, DEFAULT_TTL_S, LOG_ANNOTATION, RUN_LABEL, job_manifest, job_name, parse_quantity
-from .k8s_status import exit_code, exit_status, job_verdict
+from .k8s_status import exit_code, exit_status, job_verdict, taken_away
 from .logcopy import LogCopier
 from .throttled_log import ThrottledWarnings
 
@@ -68,6 +71,8 @@ class _Tracked:
     cpu_samples: list[float] = field(default_factory=list)
     mem_peak: int = 0
     log_thread: threading.Thread | None = None
+    preemptible: bool = False  # a spot attempt: a pod taken away ends it (else the Job controller retries)
+    seen_pods: set[str] = field(default_factory=set)
 
 
 class KubernetesExecutor(PodLogCopying):
@@ -157,13 +162,15 @@ class KubernetesExecutor(PodLogCopying):
         except Exception as exc:  # connection refused, TLS  # noqa: BLE001
             raise KubernetesError(f"the API server cannot be reached: {exc}") from None
         handle = {"namespace": ns, "job_name": name, "uid": job.metadata.uid, "run_id": spec.run_id,
-                  "log": str(spec.log_path), "vcpus": spec.shape.vcpus, "gpus": spec.shape.gpus}
+                  "log": str(spec.log_path), "vcpus": spec.shape.vcpus, "gpus": spec.shape.gpus,
+                  "preemptible": spec.preemptible}
         self._track(handle, name)
         return handle
 
     def _track(self, handle: dict[str, Any], name: str) -> _Tracked:
         tracked = _Tracked(run_id=handle["run_id"], namespace=handle["namespace"], name=name,
-                           vcpus=handle.get("vcpus", 1.0), log=LogCopier(handle["log"]))
+                           vcpus=handle.get("vcpus", 1.0), log=LogCopier(handle["log"]),
+                           preemptible=bool(handle.get("preemptible")))
         with self._lock:
             self._runs[tracked.run_id] = tracked
         tracked.log_thread = threading.Thread(target=self._copy_logs, args=(tracked,), daemon=True,
@@ -193,7 +200,8 @@ class KubernetesExecutor(PodLogCopying):
 
         try:
             job = self._batch().read_namespaced_job_status(tracked.name, tracked.namespace)
-            tracked.last_pod = self._newest_pod(tracked) or tracked.last_pod
+            pods = self._pods(tracked)
+            tracked.last_pod = (pods[-1] if pods else None) or tracked.last_pod
         except ApiException as exc:
             if exc.status == 404:
                 self._end(tracked, ExitStatus.lost(exit_code(tracked.last_pod)))
@@ -207,8 +215,26 @@ class KubernetesExecutor(PodLogCopying):
             return
         self._warnings.clear("poll")
         verdict = job_verdict(job)
-        if verdict is not None:
-            self._end(tracked, exit_status(verdict, tracked.last_pod))
+        status = None if verdict is None else exit_status(verdict, tracked.last_pod)
+        if status is None and tracked.preemptible:
+            why = taken_away(pods, tracked.seen_pods)
+            status = None if why is None else ExitStatus.preempted(why, exit_code(tracked.last_pod))
+        tracked.seen_pods.update(pod["metadata"]["name"] for pod in pods)
+        if status is not None and status.is_preempted and tracked.preemptible:
+            self._delete_preempted(tracked)
+        if status is not None:
+            self._end(tracked, status)
+
+    def _delete_preempted(self, tracked: _Tracked) -> None:
+        """A preempted spot attempt's Job goes (with any pod the Job controller started in its place), so
+        the run's next attempt creates a fresh Job of the same name."""
+        try:
+            if not self._delete_job(tracked, DEFAULT_STOP_GRACE_S):
+                self._warnings.warn("cleanup", f"kubernetes: preempted Job {tracked.namespace}/{tracked.name} "
+                                               "is still there after its deletion")
+        except Exception as exc:  # noqa: BLE001 - the attempt ended all the same
+            self._warnings.warn("cleanup", f"kubernetes: cannot delete preempted Job {tracked.namespace}/"
+                                           f"{tracked.name} ({type(exc).__name__}: {exc})")
 
     def _end(self, tracked: _Tracked, status: ExitStatus) -> None:
         """Record the end once the pods' last log lines are copied (a lost Job has none to wait for)."""
@@ -265,9 +291,24 @@ class KubernetesExecutor(PodLogCopying):
             return ExitStatus.lost()
         if tracked.final is not None:
             return tracked.final
-        batch = self._batch()
         try:
             tracked.last_pod = self._newest_pod(tracked) or tracked.last_pod
+        except ApiException as exc:
+            if exc.status != 404:
+                raise KubernetesError(f"cannot list the pods of Job {tracked.namespace}/{tracked.name}: "
+                                      f"{exc.status} {message(exc)}") from None
+        if self._delete_job(tracked, grace_s):
+            self._end(tracked, ExitStatus(exit_code(tracked.last_pod), "deleted"))
+        else:
+            self._end(tracked, ExitStatus(None, "did not stop"))
+        return tracked.final
+
+    def _delete_job(self, tracked: _Tracked, grace_s: float) -> bool:
+        """Delete the Job in the foreground and wait until it is gone (False: still there after the grace + 30 s)."""
+        from kubernetes.client.exceptions import ApiException
+
+        batch = self._batch()
+        try:
             batch.delete_namespaced_job(tracked.name, tracked.namespace, propagation_policy="Foreground",
                                         grace_period_seconds=math.ceil(grace_s))
         except ApiException as exc:
@@ -279,15 +320,11 @@ class KubernetesExecutor(PodLogCopying):
                 batch.read_namespaced_job(tracked.name, tracked.namespace)
             except ApiException as exc:
                 if exc.status == 404:
-                    break
+                    return True
                 self._warnings.warn("cancel", f"kubernetes: cannot see whether Job {tracked.namespace}/{tracked.name} "
                                               f"is gone ({exc.status} {message(exc)}); looking again")
             time.sleep(min(0.5, self.poll_s))
-        else:
-            self._end(tracked, ExitStatus(None, "did not stop"))
-            return tracked.final
-        self._end(tracked, ExitStatus(exit_code(tracked.last_pod), "deleted"))
-        return tracked.final
+        return False
 
     # -- restarts ------------------------------------------------------------------------------
     def adopt(self, handle: dict[str, Any]) -> bool:

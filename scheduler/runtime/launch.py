@@ -12,6 +12,7 @@ from ..core.errors import UserError
 from ..core.runs import RunRecord
 from ..store.settings import Settings
 from ..core.specs import JobSpec, RunOverrides, ShapeSpec
+from ..core.spot import Market
 from ..executors.base import LaunchSpec
 
 _PASSED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SHELL", "TERM")
@@ -113,6 +114,7 @@ def build_launch(
         seconds_left=(run.deadline_at - now).total_seconds() if run.deadline_at and now else None,
         stop_grace_s=job.stop_grace,
         requirements=job.requirements,
+        preemptible=run.market is Market.SPOT,
     )
 
 

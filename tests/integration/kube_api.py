@@ -2,8 +2,8 @@
 endpoints the executor uses (batch/v1 Jobs, core/v1 Pods, pod logs and Secrets, metrics.k8s.io pods).
 
 It is no control plane: it creates one Running pod per Job (the Job controller's part) and the test
-plays the kubelet (``log``, ``finish``) or lets ``auto_exit`` end pods by itself. It does not
-schedule, enforce ``activeDeadlineSeconds``, retry pods or garbage-collect owned objects.
+plays the kubelet and the control plane (``log``, ``finish``, ``disrupt``, ``lose_node``) or lets
+``auto_exit`` end pods by itself. It does not schedule, enforce ``activeDeadlineSeconds``, retry pods or garbage-collect owned objects.
 """
 
 from __future__ import annotations
@@ -81,6 +81,35 @@ class FakeKube:
             kind = "Complete" if exit_code == 0 else "Failed"
             status["succeeded" if exit_code == 0 else "failed"] = 1
             status["conditions"] = [{"type": kind, "status": "True", "reason": condition or kind}]
+
+    def disrupt(self, job: str, reason: str = "PreemptionByScheduler", evicted: bool = False,
+                job_fails: bool = False) -> str:
+        """The control plane takes the job's newest pod away: the ``DisruptionTarget`` condition (or,
+        ``evicted``, status reason Evicted as the kubelet's node-pressure eviction leaves it), the
+        container killed; ``job_fails``: the Job then Failed (backoffLimit 0), else still active."""
+        with self.lock:
+            ns, name = next(key for key in self.jobs if key[1] == job)
+            pod_name = self.pod_of(job)
+            status = self.pods[(ns, pod_name)]["status"]
+            status["phase"] = "Failed"
+            if evicted:
+                status.update(reason="Evicted", message="The node was low on resource: memory.")
+            else:
+                status["conditions"] = [{"type": "DisruptionTarget", "status": "True", "reason": reason,
+                                         "message": f"{reason}: taken away by the fake control plane"}]
+            status["containerStatuses"][0]["state"] = {"terminated": {"exitCode": 137, "reason": "Error"}}
+            if job_fails:
+                self.jobs[(ns, name)]["status"] = {"failed": 1, "conditions": [
+                    {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}
+            return pod_name
+
+    def lose_node(self, job: str) -> str:
+        """The node of the job's newest pod is gone: the pod is deleted, the Job stays active."""
+        with self.lock:
+            ns = next(key for key in self.jobs if key[1] == job)[0]
+            pod_name = self.pod_of(job)
+            del self.pods[(ns, pod_name)]
+            return pod_name
 
     def requests_of(self, method: str, pattern: str = "") -> list:
         return [r for r in self.requests if r[0] == method and pattern in r[1]]

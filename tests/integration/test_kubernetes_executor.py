@@ -5,11 +5,13 @@ control plane enforcing activeDeadlineSeconds / backoffLimit / ttlSecondsAfterFi
 garbage collection of the run's Secret, real kubelet log streaming and metrics-server numbers.
 """
 
+import dataclasses
 import json
 import os
 import pickle
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -236,3 +238,126 @@ def test_dry_run_prints_the_job_manifest_and_creates_nothing(cli, kube, tmp_path
     assert manifest["metadata"]["namespace"] == "ml"
     assert manifest["spec"]["template"]["spec"]["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "ml"}]
     assert kube.requests == []  # nothing was sent to the API server
+
+
+# -- a pod taken away ------------------------------------------------------------------------------
+def test_a_spot_attempts_disrupted_pod_ends_it_preempted_and_its_job_is_deleted(kube, spec):
+    executor = KubernetesExecutor(poll_s=0.05)
+    handle = executor.launch(dataclasses.replace(spec, preemptible=True))
+    assert handle["preemptible"] is True  # kept with the run, so an adopting daemon knows it too
+    assert executor.wait(handle, 0.2) is None
+    pod = kube.disrupt(JOB, reason="PreemptionByScheduler")  # the Job itself is still active
+    status = wait_for(executor, handle)
+    assert status.is_preempted and status.exit_code == 137
+    assert status.reason == f"pod {pod} disrupted: PreemptionByScheduler"
+    method, path, query, body = kube.requests_of("DELETE", "/jobs/")[0]
+    assert path.endswith(f"/jobs/{JOB}") and {**query, **(body or {})}.get("propagationPolicy") == "Foreground"
+    assert ("ml", JOB) not in kube.jobs  # the next attempt creates a fresh Job of the same name
+
+
+def test_an_on_demand_runs_disrupted_pod_is_left_to_the_job_and_a_failed_job_stays_a_failure(kube, spec):
+    executor = KubernetesExecutor(poll_s=0.05)
+    handle = executor.launch(spec)
+    kube.disrupt(JOB)  # the Job controller's business (backoffLimit): not the run's end
+    assert executor.wait(handle, 0.3) is None
+    with kube.lock:
+        kube.jobs[("ml", JOB)]["status"] = {"failed": 1, "conditions": [
+            {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}
+    status = wait_for(executor, handle)
+    assert (status.exit_code, status.reason, status.is_preempted) == (137, "pod disrupted: PreemptionByScheduler", True)
+    assert not kube.requests_of("DELETE", "/jobs/") and ("ml", JOB) in kube.jobs  # as any failed Job
+
+
+def test_a_spot_attempts_pod_deleted_with_its_node_ends_it_preempted(kube, spec):
+    executor = KubernetesExecutor(poll_s=0.05)
+    handle = executor.launch(dataclasses.replace(spec, preemptible=True))
+    assert executor.wait(handle, 0.3) is None  # polled: its pod is seen
+    pod = kube.lose_node(JOB)
+    status = wait_for(executor, handle)
+    assert status.is_preempted and status.reason == f"pod {pod} deleted while its Job was active (node gone)"
+    assert ("ml", JOB) not in kube.jobs
+
+
+SPOT_DOCS = """
+kind: Shape
+name: k8s-spot
+backend: kubernetes
+vcpus: 2
+memory_gib: 4
+price_per_hour: 0.2
+spot_price_per_hour: 0.06
+labels: {pool: cpu}
+---
+kind: Job
+name: ktrain
+artifact: train.py
+image: registry.local/ml/train:1
+requirements: {cpus: 1, memory_gib: 1}
+spot: allowed
+checkpoint_interval: 1s
+stop_grace: 1s
+---
+kind: Job
+name: kplain
+artifact: train.py
+image: registry.local/ml/train:1
+requirements: {cpus: 1, memory_gib: 1}
+stop_grace: 1s
+"""
+
+
+@pytest.fixture
+def spot_engine(app, kube, tmp_path):
+    write(tmp_path / "proj" / "train.py", "print('training')\n")
+    write(tmp_path / "proj" / "docs.yaml", SPOT_DOCS)
+    apply_documents(load_documents([tmp_path / "proj" / "docs.yaml"]), app.store, app.settings)
+    eng = app.engine
+    eng.executor("kubernetes").poll_s = 0.05
+    return eng
+
+
+def in_thread(engine, job):
+    ended = {}
+    thread = threading.Thread(target=lambda: ended.update(run=engine.run_to_completion(engine.submit(job))),
+                              daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not kube_jobs_running(engine) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # polled at least once: its pod is seen
+    return thread, ended
+
+
+def kube_jobs_running(engine) -> bool:
+    return any(r.state == "RUNNING" for r in engine.store.list_runs())
+
+
+@pytest.mark.parametrize("how", ["disrupted", "evicted", "node gone"])
+def test_a_spot_run_whose_pod_is_taken_away_is_requeued_and_succeeds_on_a_fresh_job(spot_engine, kube, how):
+    thread, ended = in_thread(spot_engine, "ktrain")
+    (job,) = [name for _, name in kube.jobs]
+    kube.auto_exit = (0.3, 0)  # the next pod succeeds
+    if how == "disrupted":
+        kube.disrupt(job, reason="TerminationByKubelet")
+    elif how == "evicted":
+        kube.disrupt(job, evicted=True, job_fails=True)  # backoffLimit 0: the Job failed too
+    else:
+        kube.lose_node(job)
+    thread.join(timeout=30)
+    run = ended["run"]
+    assert (run.state, run.market, run.attempts, run.preemptions) == ("SUCCEEDED", "spot", 2, 1)
+    log = run.extra["attempt_log"]
+    assert [a["state"] for a in log] == ["PREEMPTED", "SUCCEEDED"] and all(a["market"] == "spot" for a in log)
+    assert run.cost_usd == pytest.approx(sum(a["cost_usd"] for a in log))
+    assert len(kube.requests_of("POST", "/jobs")) == 2 and len(kube.requests_of("DELETE", f"/jobs/{job}")) == 1
+    assert any("PREEMPTED" in (e["message"] or "") for e in spot_engine.store.events(run.id))
+
+
+def test_an_on_demand_run_whose_job_failed_with_its_pod_disrupted_fails(spot_engine, kube):
+    thread, ended = in_thread(spot_engine, "kplain")
+    (job,) = [name for _, name in kube.jobs]
+    kube.disrupt(job, job_fails=True)
+    thread.join(timeout=30)
+    run = ended["run"]
+    assert (run.state, run.market, run.attempts, run.preemptions) == ("FAILED", "on_demand", 1, 0)
+    assert run.reason == "pod disrupted: PreemptionByScheduler" and len(kube.requests_of("POST", "/jobs")) == 1
