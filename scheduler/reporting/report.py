@@ -22,13 +22,17 @@ import pandas as pd
 
 from ..core.errors import SpecError
 from ..core.runs import FINAL_STATES
-from ..store.report_queries import known_label_keys, read_runs
+from ..store.report_queries import budget_spend, known_label_keys, read_runs
+from .report_budget import budget_table
+from .report_changes import as_records, compare, headline
+from .report_changes import movers as top_movers
 from .report_tables import (  # noqa: F401  (parse_group_by, key_series, breakdown...: public here too)
-    FIELDS, LABEL_KEY, NONE, TIME_KEYS, _label_column, breakdown, by_shape, cache_savings, check_keys, daily_by_team,
-    key_series, label_keys, parse_group_by, top_jobs, totals, utilization_histogram,
+    FIELDS, LABEL_KEY, NONE, TIME_KEYS, _label_column, breakdown, by_shape, cache_savings, chart_key, check_keys,
+    daily_by, daily_by_team, key_series, label_keys, parse_group_by, top_jobs, totals, utilization_histogram,
 )
 
 FORMATS = ("csv", "html", "parquet", "json", "focus")
+TABLE = "table"  # the command line's terminal summary alone (no file)
 RIGHTSIZE_THRESHOLD = 0.30  # runs using under this share of their shape's CPU or memory
 RIGHTSIZE_HEADROOM = 1.25  # the smaller shape must hold the p95 usage with this much room
 RIGHTSIZE_QUANTILE = 0.95
@@ -63,6 +67,13 @@ class Report:
     cache: pd.DataFrame
     rightsizing: pd.DataFrame
     states: dict[str, int] = field(default_factory=dict)
+    previous: tuple[datetime, datetime] | None = None  # the period before, of the same length
+    headline: dict[str, Any] = field(default_factory=dict)  # spend, runs, cost per success: now and before
+    changes: pd.DataFrame = field(default_factory=pd.DataFrame)  # per group: both periods, ΔC's parts, reason
+    movers: pd.DataFrame = field(default_factory=pd.DataFrame)
+    budgets: pd.DataFrame = field(default_factory=pd.DataFrame)
+    chart_key: str = "team"
+    daily_by_key: pd.DataFrame = field(default_factory=pd.DataFrame)  # daily spend by chart_key
 
     def to_dict(self) -> dict[str, Any]:
         def records(frame: pd.DataFrame) -> list[dict]:
@@ -81,6 +92,14 @@ class Report:
             "top_jobs": records(self.top_jobs),
             "cache": records(self.cache),
             "rightsizing": records(self.rightsizing),
+            "previous_period": None if self.previous is None else
+            {"since": _iso(self.previous[0]), "until": _iso(self.previous[1])},
+            "headline": self.headline,
+            "changes": records(as_records(self.changes, self.group_by)),
+            "movers": records(as_records(self.movers, self.group_by)),
+            "budgets": records(self.budgets),
+            "chart_key": self.chart_key,
+            "daily_by_key": records(self.daily_by_key),
         }
 
 
@@ -89,34 +108,57 @@ def _iso(dt: datetime | None) -> str | None:
 
 
 def build_report(store, since=None, until=None, group_by: Sequence[str] | str | None = None,
-                 now: datetime | None = None, top: int = 10) -> Report:
-    """Read the period's runs and compute every table of the report."""
+                 now: datetime | None = None, top: int = 10, movers: int = 5) -> Report:
+    """Read the period's runs (and the previous period's) and compute every table of the report."""
     from .rightsizing import advise, job_requirements
 
     keys = parse_group_by(group_by)
+    now = now or store.clock.now()
     df = load_runs(store, since, until, label_keys(keys))
     check_keys(df, keys, known_label_keys(store))
     shapes = store.list("Shape")
     advice = advise(df, shapes, lambda names: job_requirements(store, names))
+    cache = cache_savings(df)
+    previous = previous_period(since, until, now)
+    before = load_runs(store, *previous, label_keys(keys)) if previous else None
+    changes = compare(df, before if before is not None else df.iloc[0:0], keys)
+    key = chart_key(keys)
     return Report(
-        since=since, until=until, generated_at=now or store.clock.now(), group_by=keys,
-        totals={**totals(df), "rightsizing_savings_usd": float(advice["savings_usd"].sum()) if len(advice) else 0.0},
+        since=since, until=until, generated_at=now, group_by=keys,
+        totals={**totals(df, cache), "rightsizing_savings_usd": float(advice["savings_usd"].sum()) if len(advice) else 0.0},
         groups=breakdown(df, keys),
         daily_by_team=daily_by_team(df),
         by_shape=by_shape(df),
         utilization_histogram=utilization_histogram(df),
         top_jobs=top_jobs(df, top),
-        cache=cache_savings(df),
+        cache=cache,
         rightsizing=advice,
         states={str(k): int(v) for k, v in df["state"].value_counts().items() if v},
+        previous=previous,
+        headline=headline(df, before),
+        changes=changes if previous else changes.iloc[0:0],
+        movers=top_movers(changes, movers) if previous else changes.iloc[0:0],
+        budgets=budget_table(store.list("Budget") if store.names("Budget") else [],
+                             lambda start: budget_spend(store, start, now), now),
+        chart_key=key,
+        daily_by_key=daily_by(df, key),
     )
+
+
+def previous_period(since: datetime | None, until: datetime | None, now: datetime):
+    """[since - length, since): the period before, as long as this one; None without a start."""
+    if since is None:
+        return None
+    length = (until or now) - since
+    return (since - length, since)
 
 
 # -- writing -----------------------------------------------------------------------------------
 def write_report(store, fmt: str, out: str | Path, since=None, until=None, group_by=None,
                  now: datetime | None = None, charge_period: str = "month",
-                 focus_version: str = "1.2") -> dict[str, Any]:
-    """Write one report file; returns a small summary (path, format, runs, cost; rows for FOCUS)."""
+                 focus_version: str = "1.2", report: Report | None = None) -> dict[str, Any]:
+    """Write one report file; returns a small summary (path, format, runs, cost; rows for FOCUS).
+    ``report``: one already built for the same period and keys (the command line's summary), reused."""
     from .focus import CHARGE_PERIODS
     from .focus_spec import FocusVersion
 
@@ -148,7 +190,7 @@ def write_report(store, fmt: str, out: str | Path, since=None, until=None, group
             summary = {}
         summary.update(runs=int(len(df)), cost_usd=float(df["cost_usd"].sum()))
     else:
-        report = build_report(store, since, until, group_by, now)
+        report = report or build_report(store, since, until, group_by, now)
         if fmt == "json":
             _atomic_text(path, json.dumps(report.to_dict(), indent=2))
         elif fmt == "csv":

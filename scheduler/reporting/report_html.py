@@ -57,14 +57,14 @@ def _legend(names: Sequence[str], x: float, y: float) -> str:
     return "".join(parts)
 
 
-def stacked_bars(daily: pd.DataFrame, title: str, width: int = 760, height: int = 300) -> str:
-    """Daily spend by team: one stacked bar per day."""
+def stacked_bars(daily: pd.DataFrame, title: str, width: int = 760, height: int = 300, by: str = "team") -> str:
+    """Daily spend by the values of column ``by`` (a team, any label, a field): one stacked bar per day."""
     if daily.empty:
         return _empty_chart("chart-daily", title, width)
-    totals = daily.groupby("team")["cost_usd"].sum().sort_values(ascending=False)
+    totals = daily.groupby(by)["cost_usd"].sum().sort_values(ascending=False)
     keep = list(totals.index[:MAX_SERIES])
-    frame = daily.assign(team=daily["team"].where(daily["team"].isin(keep), "other"))
-    pivot = frame.pivot_table(index="day", columns="team", values="cost_usd", aggfunc="sum", fill_value=0.0)
+    frame = daily.assign(**{by: daily[by].where(daily[by].isin(keep), "other")})
+    pivot = frame.pivot_table(index="day", columns=by, values="cost_usd", aggfunc="sum", fill_value=0.0)
     series = [t for t in keep if t in pivot.columns] + (["other"] if "other" in pivot.columns else [])
     pivot = pivot[series].sort_index()
     left, right, top, bottom = 60, 130, 10, 40
@@ -183,6 +183,7 @@ def render_html(report) -> str:
         ("utilization (cost-weighted)", pct(t["utilization"])), ("saved by the step cache", money(t["saved_usd"])),
         ("cache hit ratio", pct(t["cache_hit_ratio"])), ("right-sizing could save", money(t["rightsizing_savings_usd"])),
         ("failed / timed out / canceled", money(t["failed_cost_usd"])),
+        ("cost per successful run", money(report.headline.get("cost_per_success_usd"))),
     ]
     keys = list(report.group_by)
     group_cols = [(k, k, None) for k in keys] + [
@@ -196,11 +197,12 @@ def render_html(report) -> str:
         f"every total is the sum of the run records</p>",
         '<div class="cards">' + "".join(f"<div class=card><b>{escape(v)}</b><span>{escape(k)}</span></div>" for k, v in cards) + "</div>",
         "<h2>Charts</h2>",
-        stacked_bars(report.daily_by_team, "Daily spend by team (UTC days)"),
+        stacked_bars(report.daily_by_key, f"Daily spend by {report.chart_key} (UTC days)", by="group"),
         '<div class="charts">',
         horizontal_bars(shape_frame, "shape", "cost_usd", "Spend by shape", "chart-shapes"),
         histogram(report.utilization_histogram, "Utilization distribution (runs; red: under 30%)"),
         "</div>",
+        *changes_section(report),
         f"<h2>Spend by {escape(', '.join(keys))}</h2>",
         table(report.groups, group_cols),
         "<h2>Top spenders</h2>",
@@ -224,6 +226,39 @@ def render_html(report) -> str:
     ]
     return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>costwise cost report</title>"
             f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def signed(value) -> str:
+    return ("+" if value > 0 else "") + money(value)
+
+
+def changes_section(report) -> list[str]:
+    """What changed since the period before (same length) and why, and the budgets with their forecast."""
+    from .report_changes import as_records
+
+    keys = list(report.group_by)
+    h = report.headline
+    out = ["<h2>What changed</h2>"]
+    if report.previous is None:
+        out.append('<p class="muted">no previous period to compare with: give --since</p>')
+    else:
+        prev = f"{_when(report.previous[0], '')} to {_when(report.previous[1], '')}"
+        out.append(f'<p class="muted">against the period before, {escape(prev)}</p>')
+        cards = [("spend before", money(h["prev_cost_usd"])), ("change", signed(h["delta_usd"])),
+                 ("cost per successful run", money(h["cost_per_success_usd"])),
+                 ("cost per successful run before", money(h["prev_cost_per_success_usd"]))]
+        out.append('<div class="cards" id="changes">' + "".join(
+            f"<div class=card><b>{escape(v)}</b><span>{escape(k)}</span></div>" for k, v in cards) + "</div>")
+        cols = [(k, k, None) for k in keys] + [
+            ("cost_usd_prev", "before", money), ("cost_usd", "now", money), ("delta_usd", "change", signed),
+            ("reason", "why", None), ("detail", "", None)]
+        out += ["<h3>Biggest movers</h3>", table(as_records(report.movers, keys).fillna(""), cols)]
+    if len(report.budgets):
+        out += ["<h3>Budgets</h3>", table(report.budgets, [
+            ("budget", "budget", None), ("labels", "covers", None), ("period", "period", None),
+            ("limit_usd", "limit", money), ("spent_usd", "spent", money), ("share", "of limit", pct),
+            ("forecast_usd", "forecast by period end", money), ("status", "status", None)])]
+    return out
 
 
 def _when(dt, default: str) -> str:

@@ -98,24 +98,39 @@ def breakdown(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def totals(df: pd.DataFrame) -> dict[str, Any]:
+def totals(df: pd.DataFrame, cache: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The period's totals; the step cache's figures are the cache table's sums (one source for both)."""
+    cache = cache_savings(df) if cache is None else cache
     cost = float(df["cost_usd"].sum())
     measured = float(df.loc[df["util"].notna(), "cost_usd"].sum())
     idle = float(df["idle_usd"].sum())
-    lookups = df["cache_result"].isin(("hit", "miss"))
-    hits = int((df["cache_result"] == "hit").sum())
+    hits, lookups = int(cache["hits"].sum()), int(cache["lookups"].sum())
     return {
         "runs": int(len(df)),
         "cost_usd": cost,
-        "saved_usd": float(df["saved_usd"].sum()),
+        "saved_usd": float(cache["saved_usd"].sum()),
         "idle_usd": idle,
         "utilization": (1.0 - idle / measured) if measured > 0 else None,
         "hours": float(df["duration_s"].fillna(0).sum() / 3600.0),
         "cache_hits": hits,
-        "cache_lookups": int(lookups.sum()),
-        "cache_hit_ratio": (hits / int(lookups.sum())) if lookups.any() else None,
+        "cache_lookups": lookups,
+        "cache_hit_ratio": (hits / lookups) if lookups else None,
         "failed_cost_usd": float(df.loc[df["state"].isin(("FAILED", "TIMED_OUT", "CANCELED")), "cost_usd"].sum()),
     }
+
+
+def chart_key(keys: Sequence[str]) -> str:
+    """What the daily chart stacks by: the first --group-by key that is not a time bucket (else team)."""
+    return next((k for k in keys if k not in TIME_KEYS), "team")
+
+
+def daily_by(df: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Spend per UTC day and value of ``key`` (columns day, group, cost_usd)."""
+    frame = pd.DataFrame({"day": key_series(df, "day"), "group": key_series(df, key), "cost_usd": df["cost_usd"]})
+    out = frame.groupby(["day", "group"], observed=True).sum().reset_index()
+    out["day"] = out["day"].astype(str)
+    out["group"] = out["group"].astype(str)
+    return out.sort_values(["day", "group"]).reset_index(drop=True)
 
 
 def daily_by_team(df: pd.DataFrame) -> pd.DataFrame:
@@ -150,15 +165,22 @@ def top_jobs(df: pd.DataFrame, n: int = 10) -> pd.DataFrame:
 
 
 def cache_savings(df: pd.DataFrame) -> pd.DataFrame:
-    steps = df[df["cache_result"].isin(("hit", "miss"))]
+    """Per pipeline step: cache lookups, hits, what the hits saved. A run counts when it looked the cache
+    up (its result is 'hit' or 'miss') or carries savings or a hit without a recorded lookup, so this
+    table's sums are every saved dollar of the period (the report's totals read them from here)."""
+    cols = ["pipeline", "step", "lookups", "hits", "hit_ratio", "saved_usd", "cost_usd"]
+    result = df["cache_result"].astype(object)
+    reused = df["cache_hit"].astype(bool) | (df["saved_usd"].fillna(0.0) > 0)
+    looked = result.isin(("hit", "miss")) | reused
+    steps = df[looked]
     if steps.empty:
-        return pd.DataFrame(columns=["pipeline", "step", "lookups", "hits", "hit_ratio", "saved_usd", "cost_usd"])
+        return pd.DataFrame({c: pd.Series(dtype=object if c in ("pipeline", "step") else float) for c in cols})
+    hit = result[looked].eq("hit") | (result[looked].isna() & reused[looked])
     work = pd.DataFrame({"pipeline": key_series(steps, "pipeline"), "step": key_series(steps, "step"), "lookups": 1,
-                         "hits": (steps["cache_result"] == "hit").astype(int), "saved_usd": steps["saved_usd"],
+                         "hits": hit.astype(int), "saved_usd": steps["saved_usd"].fillna(0.0),
                          "cost_usd": steps["cost_usd"]})
     out = work.groupby(["pipeline", "step"], observed=True).sum().reset_index()
     out["hit_ratio"] = out["hits"] / out["lookups"]
     for k in ("pipeline", "step"):
         out[k] = out[k].astype(str)
-    cols = ["pipeline", "step", "lookups", "hits", "hit_ratio", "saved_usd", "cost_usd"]
     return out[cols].sort_values(["saved_usd", "pipeline", "step"], ascending=[False, True, True]).reset_index(drop=True)

@@ -19,6 +19,7 @@ from sqlalchemy import Float, Text, cast, extract, func, select
 from sqlalchemy import text as sql_text
 
 from . import schema as db
+from . import spend_queries
 
 CHUNK_ROWS = 200_000
 UNIX_JULIAN_DAY = 2440587.5
@@ -77,6 +78,15 @@ def known_label_keys(store) -> list[str]:
         specs = conn.execute(select(db.catalog.c.spec).where(db.catalog.c.kind == "Job")).scalars()
         keys = {k for spec in specs for k in (spec or {}).get("labels", {})}
     return sorted(keys)
+
+
+def budget_spend(store, since, now) -> pd.DataFrame:
+    """What budgets count since a time, per label set (``labels``, ``usd``): the finished runs' cost and
+    what the running runs have cost so far, read by the same queries the engine's budget ledger reads."""
+    rows = [(s.labels, s.usd) for s in spend_queries.finished_spend_by_labels(store, since)]
+    rows += [(live.labels, live.price_per_hour * max((now - live.started_at).total_seconds(), 0.0) / 3600.0)
+             for live in spend_queries.live_burn(store, since)]
+    return pd.DataFrame(rows, columns=["labels", "usd"])
 
 
 def job_docs(store, names: Iterable[str]) -> dict[str, dict]:
