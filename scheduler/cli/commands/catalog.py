@@ -69,10 +69,6 @@ def shapes(
     as_json: bool = JSON_OPT,
 ):
     """The catalog's shapes, or the ones that fit ranked by expected cost, with reasons."""
-    from .. import thin
-
-    if fit is None and job is None and thin.try_shapes(ctx, as_json):  # answered by a daemon up: no catalog opened
-        return
     from ...core import placement
 
     store = app_context(ctx).store
