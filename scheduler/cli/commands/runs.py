@@ -53,9 +53,16 @@ def run(
     wait: bool = typer.Option(False, "--wait", help="Run it now and wait for the end."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be launched; launch nothing."),
     estimate: bool = typer.Option(False, "--estimate", help="Print the expected shape, duration and cost; launch nothing."),
+    estimate: bool = typer.Option(False, "--estimate", help="Print the expected shape, duration and cost; launch nothing."),
     as_json: bool = JSON_OPT,
 ):
     """Start a run of a job."""
+    if estimate:  # read from the catalog (never the daemon): nothing is launched or stored
+        from ...runtime.estimates import estimate_run
+        from ..estimates import print_job_estimate
+
+        overrides = make_overrides(env, arg, shape, max_runtime)
+        return print_job_estimate(estimate_run(app_context(ctx).engine, job, overrides), as_json)
     if estimate:  # read from the catalog (never the daemon): nothing is launched or stored
         from ...runtime.estimates import estimate_run
         from ..estimates import print_job_estimate
