@@ -25,17 +25,10 @@ def pipeline_run(
     force_step: list[str] = typer.Option([], "--force-step", help="Rerun this step even if cached; repeatable."),
     force_all: bool = typer.Option(False, "--force-all", help="Rerun every step."),
     estimate: bool = typer.Option(False, "--estimate", help="Print each step's expected cost and the total; run nothing."),
-    estimate: bool = typer.Option(False, "--estimate", help="Print each step's expected cost and the total; run nothing."),
     wait: bool = typer.Option(False, "--wait", help="Run it now and wait for the end."),
     as_json: bool = JSON_OPT,
 ):
     """Start a pipeline run: steps in dependency order, unchanged ones reused from the cache."""
-    if estimate:  # read from the catalog and the step cache (never the daemon): nothing is run or stored
-        from ...runtime.estimates import estimate_pipeline_run
-        from ..estimates import print_pipeline_estimate
-
-        est = estimate_pipeline_run(app_context(ctx).engine, name, parse_params(param), force_step, force_all)
-        return print_pipeline_estimate(est, as_json)
     if estimate:  # read from the catalog and the step cache (never the daemon): nothing is run or stored
         from ...runtime.estimates import estimate_pipeline_run
         from ..estimates import print_pipeline_estimate

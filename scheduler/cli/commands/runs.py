@@ -53,16 +53,9 @@ def run(
     wait: bool = typer.Option(False, "--wait", help="Run it now and wait for the end."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be launched; launch nothing."),
     estimate: bool = typer.Option(False, "--estimate", help="Print the expected shape, duration and cost; launch nothing."),
-    estimate: bool = typer.Option(False, "--estimate", help="Print the expected shape, duration and cost; launch nothing."),
     as_json: bool = JSON_OPT,
 ):
     """Start a run of a job."""
-    if estimate:  # read from the catalog (never the daemon): nothing is launched or stored
-        from ...runtime.estimates import estimate_run
-        from ..estimates import print_job_estimate
-
-        overrides = make_overrides(env, arg, shape, max_runtime)
-        return print_job_estimate(estimate_run(app_context(ctx).engine, job, overrides), as_json)
     if estimate:  # read from the catalog (never the daemon): nothing is launched or stored
         from ...runtime.estimates import estimate_run
         from ..estimates import print_job_estimate
@@ -103,6 +96,7 @@ def runs(
     state: Optional[str] = typer.Option(None, "--state"),
     since: Optional[str] = typer.Option(None, "--since", help="ISO time or a duration back from now (e.g. 2h)."),
     limit: int = typer.Option(50, "--limit"),
+    wide: bool = typer.Option(False, "--wide", help="Every column in full, however wide the table gets."),
     as_json: bool = JSON_OPT,
 ):
     """The run history, newest first."""
@@ -117,9 +111,9 @@ def runs(
     records = app_ctx.store.list_runs(job=job, state=state.upper() if state else None, since=since_dt, limit=limit)
     if as_json:
         return emit([r.public() for r in records])
-    from ...reporting.views import runs_table
+    from ...reporting.views import print_table, runs_table
 
-    console().print(runs_table(records))
+    print_table(console(), runs_table(records, wide=wide), wide)
 
 
 @app.command()
