@@ -113,3 +113,21 @@ def test_show_has_the_runs_spend_and_utilization(cli, history):
     # a run of seconds costs a fraction of a cent: shown in significant digits, as people read it
     assert run["cost_usd"] < 0.01 and f"spend {usd(run['cost_usd'])} " in text, text
     assert not re.search(r"\de-\d", text) and "0.000000" not in text, text
+
+
+def test_report_prints_its_summary_and_table_alone_prints_only_that(cli, history, tmp_path):
+    records = cli.json("runs")
+    total = sum(r["cost_usd"] for r in records)
+    table = cli("report", "--format", "table", "--since", "1h", "--group-by", "team")
+    assert table.returncode == 0, table.stderr
+    text = table.stdout
+    assert "(previous period " in text and f"spend {usd(total)} (previous $0.00: +{usd(total)})" in text, text
+    assert "cost per successful run" in text and "by team:" in text and "ml:" in text, text
+    assert "biggest movers:" in text and "new this period" in text, text
+    assert not (tmp_path / "x.out").exists()
+    data = cli.json("report", "--format", "table", "--since", "1h")
+    assert data["headline"]["cost_usd"] == pytest.approx(total) and data["previous_period"]["until"]
+    written = cli("report", "--format", "csv", "--out", str(tmp_path / "w.csv"), "--since", "1h")
+    assert "wrote csv report of 3 runs" in written.stdout and "cost per successful run" in written.stdout
+    proc = cli("report", "--format", "csv")
+    assert proc.returncode == 2 and "--out is needed for --format 'csv'" in proc.stderr
