@@ -1,6 +1,7 @@
 """`costwise demo`, the README's first command, end to end."""
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -19,6 +20,16 @@ def test_demo_runs_the_pipeline_twice_and_reuses_prepare(cli):
     assert out["runaway"]["state"] == "TIMED_OUT"
     assert Path(out["report"]).read_text().count("<svg") >= 3
     assert elapsed < 60
+    # the money story: shapes from the shipped public catalog, the estimate first, dollars at the end
+    told = proc.stderr
+    assert "t3.medium" in told and "m5.xlarge" in told and told.index("estimate") < told.index("1. full run")
+    month = out["month"]
+    assert month["nights"] == 30 and set(month["states"]) == {"SUCCEEDED"}
+    assert month["spend_usd"] > 0.05 and month["saved_usd"] > month["spend_usd"]  # most nights reuse everything
+    assert month["sized_shape"] == "m5.xlarge" and month["saved_vs_sized_usd"] > 0.01
+    assert month["executed"] == 4 + 4 * 3 + 2 and month["reused"] == 30 * 4 - month["executed"]
+    assert "saved by reuse $0.000000" not in told and re.search(r"the month: spend \$0\.\d\d, saved by reuse \$\d", told)
+    assert Path(month["report"]).read_text().count("cache hit ratio") >= 1
     # the registry kept a model version per successful training
     versions = sorted(p.name for p in (cli.home / "models" / "abalone").iterdir())
     assert versions == ["v1", "v2"]
