@@ -32,6 +32,7 @@ from .api_models import (
     parse_query,
     run_request,
 )
+from .api_follow import Stream, applied_artifacts, follow_pipeline_run, follow_run, list_shapes, wake
 from .api_server import CappedThreadingServer, DeadlineReader
 from . import web
 from ..core.errors import CostwiseError, NotFound, UserError
@@ -119,6 +120,8 @@ class ApiHandler(BaseHTTPRequestHandler):
             status, body = action(self.daemon, given, *groups)
         except Exception as exc:  # noqa: BLE001 - every failure is answered, none drops the connection
             status, body = _failure(exc, f"{method} {url.path}")
+        if isinstance(body, Stream):
+            return self._stream(body)
         self._send(status, body)
 
     def _refusal(self, method: str) -> Refusal | None:
@@ -186,6 +189,23 @@ class ApiHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
+    def _stream(self, stream: Stream) -> None:
+        """JSON lines as they come, the connection closed at the end (HTTP/1.0: no length, no chunks)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            for event in stream.events:
+                self.wfile.write((json.dumps(event, default=str) + "\n").encode())
+                self.wfile.flush()
+        except OSError:  # the follower went away (Ctrl-C): nothing to answer
+            log.debug("a follower of %s hung up", self.path)
+        except Exception:  # noqa: BLE001 - the head is sent: end the stream, keep the details in the log
+            log.exception("streaming %s failed", self.path)
+
     def _send(self, status: int, body: Any, close: bool = False) -> None:
         payload = json.dumps(body, default=str).encode()
         self.send_response(status)
@@ -239,12 +259,19 @@ def start_run(daemon, body):
 
 def list_runs(daemon, query):
     wanted = parse_query(query)
-    runs = daemon.store.list_runs(job=wanted.job, state=wanted.state, limit=wanted.limit)
+    runs = daemon.store.list_runs(job=wanted.job, state=wanted.state, since=wanted.since, limit=wanted.limit)
     return 200, [r.public() for r in runs]
 
 
 def show_run(daemon, _query, run_id):
-    return 200, daemon.store.get_run(run_id).detail()
+    """The run as `costwise show --json` prints it: its detail, its spend and its events."""
+    from ..core.clock import iso
+    from ..core.costs import spend_summary
+
+    record = daemon.store.get_run(run_id)
+    shape = daemon.store.get("Shape", record.shape) if record.shape else None
+    events = [{"at": iso(e["at"]), "state": e["state"], "message": e["message"]} for e in daemon.store.events(run_id)]
+    return 200, {**record.detail(), "spend": spend_summary(record, shape), "events": events}
 
 
 def cancel_run(daemon, body, run_id):
@@ -296,6 +323,11 @@ ROUTES = [
     ("GET", r"/runs", list_runs),
     ("POST", r"/runs", start_run),
     ("GET", r"/runs/([\w-]+)", show_run),
+    ("GET", r"/runs/([\w-]+)/follow", follow_run),
+    ("GET", r"/pipeline-runs/([\w-]+)/follow", follow_pipeline_run),
+    ("POST", r"/wake", wake),
+    ("GET", r"/shapes", list_shapes),
+    ("GET", r"/artifacts", applied_artifacts),
     ("POST", r"/runs/([\w-]+)/cancel", cancel_run),
     ("POST", r"/pipelines/([\w.-]+)/runs", start_pipeline),
     ("GET", r"/pipeline-runs/([\w-]+)", show_pipeline_run),

@@ -4,6 +4,7 @@ types (specs.py), unknown fields refused, every refusal one line naming the fiel
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs
 
@@ -52,10 +53,11 @@ class AlertmanagerWebhook(BaseModel):
 
 
 class RunsQuery(Spec):
-    """GET /runs?job=&state=&limit="""
+    """GET /runs?job=&state=&since=&limit= (since: an ISO time)"""
 
     job: Name | None = None
     state: Literal[ALL_STATES] | None = None  # type: ignore[valid-type]
+    since: datetime | None = None
     limit: int = Field(100, ge=1, le=10_000)
 
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
+import time
 from datetime import datetime, timezone
 
 from ..core.clock import Clock, SystemClock
@@ -31,6 +33,7 @@ from ..store.leader import leader_lock
 from ..store.settings import Settings
 from ..store.store import Store
 from . import adoption
+from .api_follow import Changes
 
 log = logging.getLogger("costwise.daemon")
 HEARTBEAT_S = 1.0
@@ -48,7 +51,7 @@ class Daemon:
         token: str | None = None,
         misfire_grace_s: float | None = None,
         alert_map: dict[str, str] | None = None,
-        poll_s: float = 0.5,
+        poll_s: float = 1.0,  # a fallback only: submits, fires and ends wake the loop at once
         standby_poll_s: float = 1.0,
         clock: Clock | None = None,
         metrics_labels: str | None = None,
@@ -67,6 +70,7 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.stopping = threading.Event()
         self.wake = threading.Event()
+        self.changes = Changes()  # what API followers of a run wait on
         self.is_leader = False
         self._supervised: set[str] = set()
         self._pipelines: set[str] = set()
@@ -83,6 +87,8 @@ class Daemon:
         self.store = Store.open(self.settings.db_url, self.clock)
         self.engine = Engine(self.settings, self.store, self.clock)
         self.engine.listeners.append(lambda _run: self.wake.set())
+        self.engine.listeners.append(self.changes.notify)
+        self._wake_on_submit()
         from ..reporting.metrics import make_registry
 
         # a standby serves only costwise_leader 0 and its own measurements: sum() over both is the leader's
@@ -103,6 +109,19 @@ class Daemon:
             return 0 if self.stopping.is_set() else 3  # 3: lost the leader lock
         finally:
             self._shutdown(lock)
+
+    def _wake_on_submit(self) -> None:
+        """Every run queued in this process (API, schedules, pipeline steps) wakes the dispatch loop
+        at once; runs queued by another process wake it through POST /wake."""
+        submit = self.engine.submit
+
+        def submit_and_wake(*args, **kwargs):
+            run = submit(*args, **kwargs)
+            self.wake.set()
+            self.changes.notify()
+            return run
+
+        self.engine.submit = submit_and_wake
 
     def stop(self, *_args) -> None:
         self.stopping.set()
@@ -149,10 +168,18 @@ class Daemon:
 
     # -- heartbeat: how the CLI knows a daemon is up -------------------------------------------
     def _heartbeat(self) -> None:
-        heartbeat.beat(self.store, f"http://{self.host}:{self.port}", os.getpid(), self.clock.now().timestamp())
+        url = f"http://{self.host}:{self.port}"
+        heartbeat.beat(self.store, url, os.getpid(), self.clock.now().timestamp())
+        try:  # the beacon is for CLIs on this host; the row above is the truth
+            heartbeat.write_beacon(self.settings.home, heartbeat.Beacon(
+                url, os.getpid(), time.time(), socket.gethostname(), heartbeat.catalog_id(self.settings.db_url),
+                bool(self.token)))
+        except OSError as exc:
+            log.warning("cannot write the daemon beacon under %s: %s", self.settings.home, exc)
 
     def _clear_heartbeat(self) -> None:
         heartbeat.clear(self.store)
+        heartbeat.clear_beacon(self.settings.home, os.getpid())
 
     # -- schedules -----------------------------------------------------------------------------
     def _start_scheduler(self) -> None:
@@ -251,6 +278,7 @@ class Daemon:
         def watch():
             try:
                 current = self.engine.launch(run.id, run) if launch else run
+                self.changes.notify()
                 if current.state in LIVE_STATES:
                     current = self.engine.supervise(current)
                 if current.finished:
@@ -278,6 +306,7 @@ class Daemon:
             finally:
                 with self._lock:
                     self._pipelines.discard(prun_id)
+                self.changes.notify()
 
         threading.Thread(target=execute, name=f"pipeline-{prun_id}", daemon=True).start()
 
