@@ -38,18 +38,50 @@ def main_options(
     _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                   help="Print the version and exit."),
 ):
-    from ..runtime.context import AppContext
-    from ..store.settings import Settings
-
-    settings = Settings.resolve(home, db)
-    if isinstance(ctx.obj, dict):  # run_cli's note of the catalog in use, for its error messages
-        ctx.obj["settings"] = settings
-    ctx.obj = AppContext(settings)
+    ctx.obj = CliState(home, db, ctx.obj if isinstance(ctx.obj, dict) else None)
     ctx.call_on_close(ctx.obj.close)
 
 
+class CliState:
+    """The global options; the catalog (AppContext) is opened on first use, the daemon's client found
+    on first ask: a command answered by the daemon never imports SQLAlchemy."""
+
+    def __init__(self, home: Optional[Path], db: Optional[str], note: dict | None):
+        self.home, self.db, self._note = home, db, note
+        self._app = None
+        self._daemon: Any = False  # not looked for yet
+
+    def app(self):
+        if self._app is None:
+            from ..runtime.context import AppContext
+            from ..store.settings import Settings
+
+            settings = Settings.resolve(self.home, self.db)
+            if self._note is not None:  # run_cli's note of the catalog in use, for its error messages
+                self._note["settings"] = settings
+            self._app = AppContext(settings)
+        return self._app
+
+    def daemon(self):
+        """The live daemon's API client (client.py), or None."""
+        if self._daemon is False:
+            from .client import find_daemon
+
+            self._daemon = find_daemon(self.home, self.db)
+        return self._daemon
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+
+
 def app_context(ctx: typer.Context):
-    return ctx.obj
+    return ctx.find_root().obj.app()
+
+
+def thin_client(ctx: typer.Context):
+    """The daemon's API client when one is up on this host for this catalog (the thin path), else None."""
+    return ctx.find_root().obj.daemon()
 
 
 def emit(data: Any) -> None:
@@ -89,11 +121,14 @@ def parse_time_option(flag: str, text: str | None, now):
 
 
 def print_run(record, as_json: bool) -> None:
+    """A run record, or its public JSON (from the daemon's API)."""
+    public = record if isinstance(record, dict) else record.public()
     if as_json:
-        return emit(record.public())
+        return emit(public)
     from ..reporting.views import runs_table
+    from .client import view
 
-    console().print(runs_table([record], title="run"))
+    console().print(runs_table([view(public)], title="run"))
 
 
 def print_pipeline_run(runner, record, as_json: bool) -> None:

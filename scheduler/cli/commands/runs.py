@@ -9,9 +9,13 @@ from typing import Optional
 import typer
 
 from ...core.bounds import RUNS_LIMIT_MAX
+
+RUNS_QUERY_MAX = 10_000  # the most runs GET /runs answers; a longer listing reads the catalog
 from ...core.errors import SpecError, UserError
+from .. import thin
 from ..app import (QUEUED_WITHOUT_DAEMON, JSON_OPT, app, app_context, console, emit, parse_pairs,
-                   parse_time_option, print_pipeline_run, print_run)
+                   parse_time_option, print_pipeline_run, print_run, thin_client)
+from ..client import Unreachable
 
 
 def make_overrides(env, args, shape, max_runtime):
@@ -21,23 +25,29 @@ def make_overrides(env, args, shape, max_runtime):
                             "max_runtime": max_runtime})
 
 
-def _progress_printer(as_json: bool):
-    """A live status line on a terminal; nothing when piped or with --json."""
-    if as_json or not sys.stderr.isatty():
-        return None, None
-    from rich.console import Console
-    from rich.status import Status
+def _progress_printer(as_json: bool, log_path, quiet: bool):
+    """The job's new output lines (unless quiet) and, on a terminal without --json, a live status line."""
+    from ...daemon.api_follow import LogTail
 
-    from ...core.durations import format_duration
-    from ...reporting.views import money
+    tail, show = LogTail(log_path), thin.line_printer(as_json, quiet)
+    status = None
+    if not as_json and sys.stderr.isatty():
+        from rich.console import Console
+        from rich.status import Status
 
-    status = Status("queued", console=Console(stderr=True))
-    status.start()
+        status = Status("queued", console=Console(stderr=True))
+        status.start()
 
-    def update(run, elapsed):
-        cost = (run.price_per_hour or 0) * elapsed / 3600
-        status.update(f"{run.id} {run.job} {run.state.lower()} on {run.shape or '(waiting for a shape)'} "
-                      f"· {format_duration(elapsed)} · {money(cost)}")
+    def update(run, elapsed, final: bool = False):
+        for text in tail.lines(final=final) if show else ():
+            show(text)
+        if status is not None and not final:
+            from ...core.durations import format_duration
+            from ...reporting.views import money
+
+            cost = (run.price_per_hour or 0) * elapsed / 3600
+            status.update(f"{run.id} {run.job} {run.state.lower()} on {run.shape or '(waiting for a shape)'} "
+                          f"· {format_duration(elapsed)} · {money(cost)}")
 
     return update, status
 
@@ -51,6 +61,8 @@ def run(
     shape: Optional[str] = typer.Option(None, "--shape", help="Pin this run to a shape."),
     max_runtime: Optional[str] = typer.Option(None, "--max-runtime", help="e.g. 90s, 10m, 2h."),
     wait: bool = typer.Option(False, "--wait", help="Run it now and wait for the end."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="With --wait: do not print the job's output lines."),
+    sync: bool = typer.Option(False, "--sync", help="Re-apply the job first if its artifact changed on disk."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be launched; launch nothing."),
     estimate: bool = typer.Option(False, "--estimate", help="Print the expected shape, duration and cost; launch nothing."),
     as_json: bool = JSON_OPT,
@@ -62,6 +74,15 @@ def run(
 
         overrides = make_overrides(env, arg, shape, max_runtime)
         return print_job_estimate(estimate_run(app_context(ctx).engine, job, overrides), as_json)
+    client = None if dry_run else thin_client(ctx)
+    if client is not None:
+        try:
+            thin.check_artifacts(client.call("GET", "/artifacts", query={"job": job}), sync, lambda: app_context(ctx))
+            body = {"job": job, "env": parse_pairs(env or [], "env"), "args": list(arg or []), "shape": shape,
+                    "max_runtime": max_runtime}
+            return thin.run(client, body, wait, quiet, as_json)
+        except Unreachable:
+            pass  # gone since its last beat: the catalog answers
     app_ctx = app_context(ctx)
     overrides = make_overrides(env, arg, shape, max_runtime)
     engine = app_ctx.engine
@@ -70,15 +91,21 @@ def run(
         return emit(plan) if as_json else console().print_json(json.dumps(plan, default=str))
     from ...daemon.loop import daemon_url
 
+    thin.check_artifacts(thin.job_artifacts(app_ctx, job), sync, lambda: app_ctx)
     up = daemon_url(app_ctx.store)
     record = engine.submit(job, overrides, message="queued from the CLI" + (" for the daemon" if up else ""))
+    if up:
+        from ..client import notify
+
+        notify(app_ctx.settings.home, app_ctx.settings.db_url)
     if not wait:
         if not as_json and not up:
             typer.echo(QUEUED_WITHOUT_DAEMON, err=True)
         return print_run(record, as_json)
-    update, status = _progress_printer(as_json)
+    update, status = _progress_printer(as_json, app_ctx.settings.run_dir(record.id) / "run.log", quiet)
     try:
         final = engine.wait_for(record.id, progress=update) if up else engine.run_to_completion(record, update)
+        update(final, 0.0, final=True)
     except KeyboardInterrupt:
         engine.cancel(record.id, wait=True)
         raise
@@ -102,12 +129,22 @@ def runs(
     """The run history, newest first."""
     from ...core.runs import ALL_STATES
 
-    app_ctx = app_context(ctx)
     if state and state.upper() not in ALL_STATES:
         raise SpecError(f"--state {state!r} is not one of {', '.join(ALL_STATES)}", "state", state)
     if not 1 <= limit <= RUNS_LIMIT_MAX:
         raise SpecError(f"--limit {limit} is not between 1 and {RUNS_LIMIT_MAX}", "limit", limit)
-    since_dt = parse_time_option("since", since, app_ctx.clock.now())
+    from datetime import datetime, timezone
+
+    since_dt = parse_time_option("since", since, datetime.now(timezone.utc))
+    client = thin_client(ctx)
+    if client is not None and limit <= RUNS_QUERY_MAX:
+        query = {"job": job, "state": state.upper() if state else None, "limit": limit,
+                 "since": since_dt.isoformat() if since_dt else None}
+        try:
+            return thin.runs(client, query, as_json)
+        except Unreachable:
+            pass
+    app_ctx = app_context(ctx)
     records = app_ctx.store.list_runs(job=job, state=state.upper() if state else None, since=since_dt, limit=limit)
     if as_json:
         return emit([r.public() for r in records])
@@ -119,6 +156,11 @@ def runs(
 @app.command()
 def show(ctx: typer.Context, run_id: str = typer.Argument(...), as_json: bool = JSON_OPT):
     """One run in full: placement reasons, usage, cost, events."""
+    if (client := thin_client(ctx)) is not None:
+        try:
+            return thin.show(client, run_id, as_json, _print_detail)
+        except Unreachable:
+            pass
     from ...core.clock import iso
     from ...core.costs import spend_summary
 
@@ -131,14 +173,14 @@ def show(ctx: typer.Context, run_id: str = typer.Argument(...), as_json: bool = 
     record = app_ctx.store.get_run(run_id)
     events = app_ctx.store.events(run_id)
     spend = spend_summary(record, app_ctx.store.get("Shape", record.shape) if record.shape else None)
+    events = [{"at": iso(e["at"]), "state": e["state"], "message": e["message"]} for e in events]
     if as_json:
-        return emit({**record.detail(), "spend": spend,
-                     "events": [{"at": iso(e["at"]), "state": e["state"], "message": e["message"]} for e in events]})
+        return emit({**record.detail(), "spend": spend, "events": events})
     _print_detail(record, spend, events)
 
 
 def _print_detail(record, spend, events) -> None:
-    from ...core.clock import iso
+    """``events`` with ISO times (as the API answers them)."""
     from ...core.costs import spend_line
     from ...reporting.views import runs_table
 
@@ -154,7 +196,7 @@ def _print_detail(record, spend, events) -> None:
     _print_market(out, record, placement)
     out.print(f"artifacts: {record.artifacts_dir or '-'}")
     for e in events:
-        out.print(f"  {iso(e['at'])}  {e['state'] or '':<10} {e['message'] or ''}")
+        out.print(f"  {e['at']}  {e['state'] or '':<10} {e['message'] or ''}")
 
 
 def _print_market(out, record, placement) -> None:
@@ -172,6 +214,14 @@ def logs(ctx: typer.Context, run_id: str = typer.Argument(...), follow: bool = t
     """Print a run's log (stdout and stderr)."""
     import time
 
+    if (client := thin_client(ctx)) is not None:
+        from ..client import resolve_home
+
+        log_path = resolve_home(ctx.find_root().obj.home) / "runs" / run_id / "run.log"
+        try:
+            return thin.logs(client, log_path, run_id, follow)
+        except Unreachable:
+            pass
     app_ctx = app_context(ctx)
     record = app_ctx.store.get_run(run_id)
     path = app_ctx.settings.run_dir(run_id) / "run.log"
@@ -194,6 +244,11 @@ def logs(ctx: typer.Context, run_id: str = typer.Argument(...), follow: bool = t
 @app.command()
 def cancel(ctx: typer.Context, run_id: str = typer.Argument(...), as_json: bool = JSON_OPT):
     """Cancel a run (or a pipeline run): SIGTERM, then SIGKILL after the job's stop_grace."""
+    if (client := thin_client(ctx)) is not None:
+        try:
+            return thin.cancel(client, run_id, as_json)
+        except Unreachable:
+            pass
     if run_id.startswith("p-"):
         from ...runtime.pipeline_runner import PipelineRunner
 
