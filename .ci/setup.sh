@@ -31,6 +31,8 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -c 'import scheduler' >/dev/null
+# bytecode now: PYTHONDONTWRITEBYTECODE=1 here means an editable install would recompile every CLI call
+.venv/bin/python -m compileall -q -j 0 scheduler provider >/dev/null
 
 $services || exit 0
 
