@@ -78,15 +78,16 @@ class StoreCollector(Collector):
     def _history_locked(self) -> tuple[Totals, Totals]:
         """(settled, recent): call with the lock held (the next fold mutates settled in place)."""
         cutoff = self.clock.now() - self.settle
+        prices = {s.name: s.price_per_hour for s in self.store.list("Shape")}  # the spot savings' on-demand price
         if self._settled_until is None:
-            self._settled.fold(history_rows(self.store, BUCKETS, until=cutoff, label_keys=self.label_keys))
+            self._settled.fold(history_rows(self.store, BUCKETS, until=cutoff, label_keys=self.label_keys), prices)
             self._settled_until = cutoff
         elif cutoff > self._settled_until:
             self._settled.fold(history_rows(self.store, BUCKETS, since=self._settled_until, until=cutoff,
-                                            label_keys=self.label_keys))
+                                            label_keys=self.label_keys), prices)
             self._settled_until = cutoff
         recent = history_rows(self.store, BUCKETS, since=self._settled_until, unended=True, label_keys=self.label_keys)
-        return self._settled, Totals().fold(recent)
+        return self._settled, Totals().fold(recent, prices)
 
     def prime(self) -> None:
         """Fold the settled history now (one SQL pass over it), so the first scrape is not the slow one."""
@@ -161,16 +162,18 @@ class StoreCollector(Collector):
     def _unfinished(self):
         rows = unfinished_spend_rows(self.store, self.label_keys)
         now = unfinished_spend(rows, self.clock.now(), len(self.label_keys))
-        labels = ["job_name", "pipeline", "step", "shape", *self.alloc]
+        labels = ["job_name", "pipeline", "step", "shape", "market", *self.alloc]
         spend = GaugeMetricFamily("costwise_running_spend_dollars", "What runs not finished yet have cost so far (USD); "
                                   "spend so far = this + costwise_spend_dollars_total.", labels=labels)
         burn = GaugeMetricFamily("costwise_running_burn_dollars_per_hour", "Price per hour of the runs running now.",
                                  labels=labels)
-        for key in sorted(now.spend):
-            spend.add_metric(list(key), now.spend[key])
-        for key in sorted(now.burn):
-            burn.add_metric(list(key), now.burn[key])
-        yield from (spend, burn)
+        preempt = GaugeMetricFamily("costwise_running_preemptions", "Preempted attempts of runs not finished yet; "
+                                    "all so far = this + costwise_preemptions_total.",
+                                    labels=["job_name", "shape", *self.alloc])
+        for family, values in ((spend, now.spend), (burn, now.burn), (preempt, now.preempt)):
+            for key in sorted(values):
+                family.add_metric(list(key), values[key])
+        yield from (spend, burn, preempt)
 
 
 class DaemonMetrics:

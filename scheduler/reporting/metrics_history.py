@@ -10,9 +10,12 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping, NamedTuple
 
 from ..core.runs import LIVE_STATES
+from ..core.spot import Market
 from ..store.metrics_queries import GROUP_KEYS, HISTORY_VALUES
 
 ATTEMPT_STARTED_KEY = "attempt_started"  # extra[...] of a run relaunched after a preemption (core/attempts.py)
+ATTEMPT_LOG_KEY = "attempt_log"  # extra[...]: the run's ended attempts (core/attempts.py)
+ON_DEMAND, SPOT = Market.ON_DEMAND.value, Market.SPOT.value
 
 DURATION_BUCKETS = (1, 10, 30, 60, 300, 900, 1800, 3600, 14400, 43200, 86400)
 RATIO_BUCKETS = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
@@ -44,13 +47,17 @@ class Totals:
     """Counter and histogram values per label set, summed over a set of runs."""
 
     runs: dict = field(default_factory=dict)  # (job, pipeline, state) -> n
-    spend: dict = field(default_factory=dict)  # (job, pipeline, step, shape, *allocation labels) -> $
-    idle: dict = field(default_factory=dict)  # (job, shape, *allocation labels) -> $
+    spend: dict = field(default_factory=dict)  # (job, pipeline, step, shape, market, *allocation labels) -> $
+    idle: dict = field(default_factory=dict)  # (job, shape, market, *allocation labels) -> $
+    preempt: dict = field(default_factory=dict)  # (job, shape, *allocation labels) -> preempted attempts
+    spot_saved: dict = field(default_factory=dict)  # (job, shape, *allocation labels) -> $ on-demand less spot
     saved: dict = field(default_factory=dict)  # (job, pipeline, step) -> $
     cache: dict = field(default_factory=dict)  # (pipeline, step, hit|miss) -> n
     hists: dict = field(default_factory=lambda: {k: {} for k in HISTOGRAMS})  # key -> labels -> [n, sum, b...]
 
-    def fold(self, rows: Iterable[Mapping[str, Any]]) -> "Totals":
+    def fold(self, rows: Iterable[Mapping[str, Any]], prices: Mapping[str, float] | None = None) -> "Totals":
+        """Add the history rows; ``prices``: each shape's on-demand price now (the spot saving's yardstick;
+        a shape no longer in the catalog counts no saving)."""
         label_keys: list[str] | None = None
         for m in rows:
             if label_keys is None:
@@ -58,9 +65,7 @@ class Totals:
             job, pipeline, step, shape, state = (m[k] for k in GROUP_KEYS[:5])
             labels = tuple(m[k] for k in label_keys)
             _add(self.runs, (job, pipeline, state), m["n"])
-            _add(self.spend, (job, pipeline, step, shape, *labels), m["cost"] or 0.0)
-            if m["idle"] is not None:
-                _add(self.idle, (job, shape, *labels), m["idle"])
+            self._money(m, job, pipeline, step, shape, labels, prices or {})
             if m["saved"]:
                 _add(self.saved, (job, pipeline, step), m["saved"])
             if m["cache_result"] in ("hit", "miss"):
@@ -78,6 +83,23 @@ class Totals:
                     for i, v in enumerate(values):
                         slot[i] += v
         return self
+
+    def _money(self, m: Mapping[str, Any], job, pipeline, step, shape, labels: tuple, prices) -> None:
+        """Spend and idle spend split by market (the on-demand series always, spot where a run used it),
+        preempted attempts and the spot saving."""
+        spot, idle, spot_idle = m["spot_cost"], m["idle"], m["spot_idle"]
+        _add(self.spend, (job, pipeline, step, shape, ON_DEMAND, *labels), max((m["cost"] or 0.0) - (spot or 0.0), 0.0))
+        if idle is not None:
+            _add(self.idle, (job, shape, ON_DEMAND, *labels), max(idle - (spot_idle or 0.0), 0.0))
+        if spot is not None:
+            _add(self.spend, (job, pipeline, step, shape, SPOT, *labels), spot)
+            if spot_idle is not None:
+                _add(self.idle, (job, shape, SPOT, *labels), spot_idle)
+            price = prices.get(shape)
+            if price is not None:  # negative only if spot cost more than on-demand: no saving then
+                _add(self.spot_saved, (job, shape, *labels), max(price * (m["spot_s"] or 0.0) / 3600.0 - spot, 0.0))
+        if m["preemptions"]:
+            _add(self.preempt, (job, shape, *labels), m["preemptions"])
 
 
 def _add(target: dict, key: tuple, value: float) -> None:
@@ -98,6 +120,8 @@ def combine(settled: Totals, recent: Totals) -> Totals:
         runs=_merged(settled.runs, recent.runs),
         spend=_merged(settled.spend, recent.spend),
         idle=_merged(settled.idle, recent.idle),
+        preempt=_merged(settled.preempt, recent.preempt),
+        spot_saved=_merged(settled.spot_saved, recent.spot_saved),
         saved=_merged(settled.saved, recent.saved),
         cache=_merged(settled.cache, recent.cache),
         hists={},
@@ -113,26 +137,39 @@ def combine(settled: Totals, recent: Totals) -> Totals:
 
 
 class Unfinished(NamedTuple):
-    spend: dict  # (job, pipeline, step, shape, *allocation labels) -> $ spent so far
+    spend: dict  # (job, pipeline, step, shape, market, *allocation labels) -> $ spent so far
     burn: dict  # the same labels -> $/h of the runs running now
+    preempt: dict  # (job, shape, *allocation labels) -> preempted attempts so far
 
 
 def unfinished_spend(rows: Iterable[Mapping[str, Any]], now: datetime, n_labels: int) -> Unfinished:
-    """What runs not finished yet have cost so far: their earlier (preempted) attempts as billed, plus
-    price × elapsed of the attempt running now, as ``record_end`` will bill it; and their price per hour."""
-    spend: dict = {}
-    burn: dict = {}
+    """What runs not finished yet have cost so far: their earlier (preempted) attempts as billed, each on
+    its market, plus price × elapsed of the attempt running now, as ``record_end`` will bill it; their
+    price per hour; and their preempted attempts."""
+    out = Unfinished({}, {}, {})
     for m in rows:
-        key = (m["job"], m["pipeline"], m["step"], m["shape"], *(m[f"label_{i}"] for i in range(n_labels)))
-        billed = float(m["cost_usd"] or 0.0) if m["preemptions"] else 0.0  # no earlier attempt: nothing billed yet
-        total = billed
+        labels = tuple(m[f"label_{i}"] for i in range(n_labels))
+        head = (m["job"], m["pipeline"], m["step"], m["shape"])
+        market = str(m["market"] or ON_DEMAND)
+        _add(out.spend, (*head, market, *labels), 0.0)  # the run's series, even before it has cost anything
+        if m["preemptions"]:  # earlier attempts billed (none before a first preemption)
+            _add(out.preempt, (m["job"], m["shape"], *labels), m["preemptions"])
+            for attempt_market, cost in _billed(m):
+                _add(out.spend, (*head, attempt_market, *labels), cost)
         start = _attempt_start(m) if m["state"] in LIVE_STATES else None
         if start is not None:
             price = float(m["price_per_hour"] or 0.0)
-            total += price * max((now - start).total_seconds(), 0.0) / 3600.0
-            _add(burn, key, price)
-        _add(spend, key, total)
-    return Unfinished(spend, burn)
+            _add(out.spend, (*head, market, *labels), price * max((now - start).total_seconds(), 0.0) / 3600.0)
+            _add(out.burn, (*head, market, *labels), price)
+    return out
+
+
+def _billed(m: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """(market, cost) of the run's ended attempts, from its log; without one, its cost on its market."""
+    log = (m["extra"] or {}).get(ATTEMPT_LOG_KEY)
+    if not isinstance(log, list) or not log:
+        return [(str(m["market"] or ON_DEMAND), float(m["cost_usd"] or 0.0))]
+    return [(str(a.get("market") or ON_DEMAND), float(a.get("cost_usd") or 0.0)) for a in log if isinstance(a, dict)]
 
 
 def _attempt_start(m: Mapping[str, Any]) -> datetime | None:

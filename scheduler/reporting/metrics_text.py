@@ -12,10 +12,15 @@ def counters(alloc: tuple[str, ...] = ("team",)) -> tuple:
     """(name, doc, label names, Totals attribute) of the history counters; ``alloc``: the cost-allocation labels."""
     return (
         ("costwise_runs", "Finished runs by final state.", ("job_name", "pipeline", "state"), "runs"),
-        ("costwise_spend_dollars", "Money spent on finished runs (USD); runs still going: costwise_running_spend_dollars.",
-         ("job_name", "pipeline", "step", "shape", *alloc), "spend"),
+        ("costwise_spend_dollars", "Money spent on finished runs (USD) by market (on_demand / spot, per attempt); "
+         "runs still going: costwise_running_spend_dollars.", ("job_name", "pipeline", "step", "shape", "market", *alloc),
+         "spend"),
         ("costwise_idle_spend_dollars", "Spend on capacity runs did not use: cost × (1 − utilization).",
-         ("job_name", "shape", *alloc), "idle"),
+         ("job_name", "shape", "market", *alloc), "idle"),
+        ("costwise_spot_savings_dollars", "What finished runs' spot attempts would have cost on-demand (the shape's "
+         "catalog price) less what they cost (USD).", ("job_name", "shape", *alloc), "spot_saved"),
+        ("costwise_preemptions", "Preempted attempts of finished runs; runs not finished yet: costwise_running_preemptions.",
+         ("job_name", "shape", *alloc), "preempt"),
         ("costwise_saved_dollars", "Money saved by reusing cached step outputs (USD).", ("job_name", "pipeline", "step"),
          "saved"),
         ("costwise_cache_lookups", "Step cache lookups by result.", ("pipeline", "step", "result"), "cache"),

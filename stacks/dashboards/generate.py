@@ -20,6 +20,9 @@ SEL_SHAPE = 'shape=~"$shape"'
 # both names, summed, rises while a long run runs and does not jump when it ends (the money moves across).
 SPENT = '{{__name__=~"costwise_spend_dollars_total|costwise_running_spend_dollars",{sel}}}'
 BURN = "costwise_running_burn_dollars_per_hour"  # $/h of the runs running now
+# Preempted attempts so far: finished runs' (a counter) + runs not finished yet (a gauge), as with spend.
+PREEMPTED = '{{__name__=~"costwise_preemptions_total|costwise_running_preemptions",{sel}}}'
+SPOT = 'market="spot"'
 
 
 def spent(by: str, sel: str) -> str:
@@ -134,6 +137,19 @@ def spend() -> dict:
           [(f"topk(10, {spent_in_range('job_name', f'{SEL_TEAM},{SEL_JOB}')})", "{{job_name}}")], unit="currencyUSD")
     p.add("table", "Spend by team and shape (all time)",
           [(spent("team, shape", f"{SEL_TEAM},{SEL_SHAPE}"), "")], unit="currencyUSD")
+    p.add("stat", "Spot share of spend in range",
+          [(f"sum({spent_in_range('', f'{SPOT},{SEL_TEAM},{SEL_JOB}')}) / sum({spent_in_range('', f'{SEL_TEAM},{SEL_JOB}')})",
+            "spot share")], w=6, unit="percentunit",
+          description="Spend on spot attempts as a share of all spend (each attempt counts on its own market).")
+    p.add("stat", "Spot savings in range",
+          [(f"sum(increase(costwise_spot_savings_dollars_total{{{SEL_TEAM},{SEL_JOB}}}[$__range]))", "saved")], w=6,
+          unit="currencyUSD", description="What finished runs' spot attempts would have cost on on-demand, less their cost.")
+    p.add("bargauge", "Preemptions by job in range",
+          [(f"topk(10, delta((sum by (job_name) ({PREEMPTED.format(sel=f'{SEL_TEAM},{SEL_JOB}')}))[$__range:]))",
+            "{{job_name}}")], w=6, description="Spot attempts the market ended (runs still going included).")
+    p.add("bargauge", "Spot savings by job in range",
+          [(f"topk(10, sum by (job_name) (increase(costwise_spot_savings_dollars_total{{{SEL_TEAM},{SEL_JOB}}}[$__range])))",
+            "{{job_name}}")], w=6, unit="currencyUSD")
     p.add("timeseries", "Idle spend rate by team",
           [(f"sum by (team) (rate(costwise_idle_spend_dollars_total{{{SEL_TEAM}}}[$__rate_interval])) * 3600", "{{team}}")],
           unit="currencyUSD", description="cost × (1 − utilization): money paid for capacity runs did not use.")

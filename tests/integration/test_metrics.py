@@ -28,7 +28,9 @@ T0 = datetime(2026, 5, 4, 12, tzinfo=timezone.utc)
 CONTRACT = {  # name: (type, label names) — DESIGN.md 'Metrics'
     "costwise_runs": ("counter", {"job_name", "pipeline", "state"}),
     "costwise_run_duration_seconds": ("histogram", {"job_name", "shape"}),
-    "costwise_spend_dollars": ("counter", {"job_name", "pipeline", "step", "shape", "team"}),
+    "costwise_spend_dollars": ("counter", {"job_name", "pipeline", "step", "shape", "market", "team"}),
+    "costwise_spot_savings_dollars": ("counter", {"job_name", "shape", "team"}),
+    "costwise_preemptions": ("counter", {"job_name", "shape", "team"}),
     "costwise_saved_dollars": ("counter", {"job_name", "pipeline", "step"}),
     "costwise_cache_lookups": ("counter", {"pipeline", "step", "result"}),
     "costwise_queue_depth": ("gauge", {"shape"}),
@@ -41,8 +43,9 @@ CONTRACT = {  # name: (type, label names) — DESIGN.md 'Metrics'
     "costwise_run_gpu_utilization_ratio": ("histogram", {"job_name", "shape"}),
     "costwise_scheduler_lag_seconds": ("histogram", set()),
     "costwise_leader": ("gauge", set()),
-    "costwise_running_spend_dollars": ("gauge", {"job_name", "pipeline", "step", "shape", "team"}),
-    "costwise_running_burn_dollars_per_hour": ("gauge", {"job_name", "pipeline", "step", "shape", "team"}),
+    "costwise_running_spend_dollars": ("gauge", {"job_name", "pipeline", "step", "shape", "market", "team"}),
+    "costwise_running_burn_dollars_per_hour": ("gauge", {"job_name", "pipeline", "step", "shape", "market", "team"}),
+    "costwise_running_preemptions": ("gauge", {"job_name", "shape", "team"}),
 }
 
 
@@ -73,6 +76,24 @@ def finish(store, run_id, job="train", shape="cpu-small", ended=None, seconds=60
     return store.create_run(RunRecord(id=run_id, **values))
 
 
+def finish_spot(store, run_id, attempts, job="train", shape="cpu-small", **fields):
+    """A finished run with its attempts (market, price/h, seconds, lost s) logged as core/attempts.py does."""
+    ended = store.clock.now()
+    start = ended - timedelta(seconds=sum(a[2] for a in attempts))
+    log, at = [], start
+    for i, (market, price, seconds, lost) in enumerate(attempts, 1):
+        log.append({"attempt": i, "state": "PREEMPTED" if i < len(attempts) else "SUCCEEDED", "market": market,
+                    "price_per_hour": price, "started_at": at.isoformat(),
+                    "ended_at": (at + timedelta(seconds=seconds)).isoformat(), "seconds": seconds,
+                    "cost_usd": price * seconds / 3600, "lost_s": lost})
+        at += timedelta(seconds=seconds)
+    last = attempts[-1]
+    return finish(store, run_id, job=job, shape=shape, ended=ended, seconds=sum(a[2] for a in attempts),
+                  market=last[0], price_per_hour=last[1], attempts=len(attempts), preemptions=len(attempts) - 1,
+                  lost_s=sum(a[3] for a in attempts), cost_usd=sum(a["cost_usd"] for a in log),
+                  extra={"attempt_log": log}, **fields)
+
+
 def scrape(registry) -> dict:
     text = generate_latest(registry).decode()
     return {f.name: f for f in text_string_to_metric_families(text)}, text
@@ -94,6 +115,9 @@ def test_names_types_and_labels_follow_the_contract(store):
     store.create_run(RunRecord(id="r-aaaa000004", job="train", state="QUEUED", queued_at=T0))
     store.create_run(RunRecord(id="r-aaaa000005", job="train", state="RUNNING", shape="cpu-small", queued_at=T0,
                                started_at=T0, price_per_hour=0.1, labels={"team": "ml"}))
+    finish_spot(store, "r-aaaa000006", [("spot", 0.03, 600.0, 60.0), ("spot", 0.03, 600.0, 0.0)])
+    store.create_run(RunRecord(id="r-aaaa000007", job="train", state="QUEUED", queued_at=T0, preemptions=1,
+                               market="spot", cost_usd=0.001, labels={"team": "ml"}))
     registry, daemon, _ = make_registry(store, CollectorRegistry())
     daemon.observe_lag(0.2)
     families, text = scrape(registry)
@@ -216,6 +240,9 @@ def test_dashboards_are_up_to_date_and_query_only_exposed_metrics(store):
            extra={"cache": {"result": "hit"}}, saved_usd=0.1)
     store.create_run(RunRecord(id="r-x2", job="train", state="RUNNING", shape="cpu-small", queued_at=T0, started_at=T0,
                                price_per_hour=0.1))
+    finish_spot(store, "r-x3", [("spot", 0.03, 600.0, 60.0), ("on_demand", 0.1, 300.0, 0.0)])
+    store.create_run(RunRecord(id="r-x4", job="train", state="QUEUED", queued_at=T0, preemptions=1, market="spot",
+                               cost_usd=0.001))
     registry, daemon, _ = make_registry(store, CollectorRegistry())
     _, text = scrape(registry)
     exposed = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
@@ -337,9 +364,9 @@ def test_the_cost_allocation_labels_are_configurable(store):
 
     families = {f.name: f for f in text_string_to_metric_families(render(registry).decode())}
     alloc = {"team", "project", "cost_center"}
-    for name, fixed in (("costwise_spend_dollars", {"job_name", "pipeline", "step", "shape"}),
-                        ("costwise_idle_spend_dollars", {"job_name", "shape"}),
-                        ("costwise_running_spend_dollars", {"job_name", "pipeline", "step", "shape"})):
+    for name, fixed in (("costwise_spend_dollars", {"job_name", "pipeline", "step", "shape", "market"}),
+                        ("costwise_idle_spend_dollars", {"job_name", "shape", "market"}),
+                        ("costwise_running_spend_dollars", {"job_name", "pipeline", "step", "shape", "market"})):
         assert families[name].samples and all(set(s.labels) == fixed | alloc for s in families[name].samples), name
     assert sample(families, "costwise_spend_dollars", "_total", project="churn", cost_center="cc-7") == pytest.approx(
         0.1 * 60 / 3600)
@@ -348,7 +375,7 @@ def test_the_cost_allocation_labels_are_configurable(store):
     # the default is today's series: team only
     default, _ = scrape(make_registry(store, CollectorRegistry())[0])
     assert {frozenset(s.labels) for s in default["costwise_spend_dollars"].samples} == {
-        frozenset({"job_name", "pipeline", "step", "shape", "team"})}
+        frozenset({"job_name", "pipeline", "step", "shape", "market", "team"})}
 
 
 def test_a_bad_metrics_label_setting_is_one_line_and_exit_2(tmp_path):
