@@ -199,6 +199,22 @@ def gpu_record(app, shape="gpu-sim"):
     ))
 
 
+def spot_record(app, shape="local-big", spot_price=0.12):
+    """A spot run preempted once, then finished on spot: the record core/attempts.py leaves (the market is
+    played by `costwise preempt`, tested with the runtime; here the panels need one in every wave)."""
+    now = app.clock.now()
+    log = [{"attempt": i + 1, "state": state, "market": "spot", "price_per_hour": spot_price, "seconds": 30.0,
+            "cost_usd": spot_price * 30 / 3600, "lost_s": lost} for i, (state, lost) in
+           enumerate((("PREEMPTED", 10.0), ("SUCCEEDED", 0.0)))]
+    return app.store.create_run(RunRecord(
+        id=new_run_id(), job="spot-train", state="SUCCEEDED", shape=shape, backend="local",
+        queued_at=now - timedelta(seconds=65), started_at=now - timedelta(seconds=60), ended_at=now,
+        duration_s=60.0, cost_usd=spot_price * 60 / 3600, price_per_hour=spot_price, cpu_util_avg=0.4,
+        mem_peak_bytes=2**28, labels={"team": "ml"}, market="spot", attempts=2, preemptions=1, lost_s=10.0,
+        extra={"attempt_log": log},
+    ))
+
+
 def wave(app, force_step: str | None = None):
     """Real activity through the daemon: job runs (one failing) and a pipeline run; waits for them all."""
     engine = app.engine
@@ -212,6 +228,7 @@ def wave(app, force_step: str | None = None):
         assert time.monotonic() < end, "pipeline run did not finish"
         time.sleep(0.2)
     gpu_record(app)
+    spot_record(app)
     return runner.record(prun["id"])
 
 
