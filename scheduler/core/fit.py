@@ -5,12 +5,13 @@ numpy mask over every shape (the fast path) and the human reasons a shape is rej
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from .specs import JobSpec, Requirements, ShapeSpec
+from .spot import SpotPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,16 +29,27 @@ class PlacementRequest:
     # scale with the hardware, and their mean slope on the prior's log speed-up
     scaling_prior: float | None = None
     slope_prior: float | None = None
+    # the markets (core/spot.py): what the job allows, how much work a preemption can lose, when it
+    # must be done, the work its preempted attempts kept, and whether its deadline took spot away
+    spot: SpotPolicy = SpotPolicy.NEVER
+    checkpoint_interval_s: float | None = None
+    deadline_at: datetime | None = None
+    progress_s: float = 0.0
+    gave_up_spot: bool = False
 
     @classmethod
     def for_job(cls, job: JobSpec, queued_at: datetime | None = None, backends: frozenset[str] | None = None,
-                requirements: Requirements | None = None) -> "PlacementRequest":
+                requirements: Requirements | None = None, progress_s: float = 0.0,
+                gave_up_spot: bool = False) -> "PlacementRequest":
         """The request a run of ``job`` makes (``requirements``: another set than the job's, e.g. a
-        `--fit` question or a pipeline step's overrides)."""
+        `--fit` question or a pipeline step's overrides; ``progress_s`` / ``gave_up_spot``: what the
+        run's earlier attempts left, core/attempts.py and the sticky deadline rule)."""
+        deadline_at = queued_at + timedelta(seconds=job.deadline) if job.deadline and queued_at else None
         return cls(
             job=job.name, requirements=requirements or job.requirements, pinned_shape=job.shape, backends=backends,
             has_image=bool(job.image), declared_duration_s=job.expected_duration, max_wait_s=job.max_wait,
-            queued_at=queued_at,
+            queued_at=queued_at, spot=job.spot, checkpoint_interval_s=job.checkpoint_interval,
+            deadline_at=deadline_at, progress_s=progress_s, gave_up_spot=gave_up_spot,
         )
 
 

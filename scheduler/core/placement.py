@@ -21,23 +21,31 @@ passes what is left of its ``max_wait``; it waits for a full shape only when tha
 ``MIN_SAVING`` of the cost now plus ``VALUE_OF_TIME_PER_HOUR`` per hour of waiting (0 by default:
 costwise counts money, and ``max_wait`` is the user's bound on time). Without wait estimates it
 waits up to ``max_wait`` for a real saving, then spills (the daemon today).
+
+Markets: for a job that allows spot, every fitting shape that sells spot offers a second candidate,
+its spot offer, priced with the redone work and restarts preemptions are expected to cost and open
+only while the deadline's slack allows (``spot_offers``); the two offers of a shape share its slots,
+and placement picks among all offers by expected cost as above. ``spot: never`` jobs see only the
+on-demand offers, exactly as before markets were known.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import replace
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from . import duration_model as dm
 from .fit import FIT_RULES, PlacementRequest, fit_problems, fits, unfit_message  # noqa: F401 (this module's API)
-from .money import usd, usd_price
 from .shape_index import MASK_CACHE_SIZE, FitView, ShapeIndex, Snapshot, fit_mask, fit_view  # noqa: F401
 from .specs import Requirements, ShapeSpec
+from .placement_types import MARKET_WORDS, Action, Candidate, Decision, Explanation  # noqa: F401 (this module's API)
+from .placement_types import eta as _eta, usd_or_unknown as _usd, why as _why
+from .spot import Market, SpotPolicy
+from .spot_offers import MarketOffers
 
 
 EXPLORE_Z = 0.6
@@ -45,60 +53,6 @@ EXPLORE_RUNS = 2
 MIN_SAVING = 0.05  # below 5 % the estimates' own error is larger than the saving
 VALUE_OF_TIME_PER_HOUR = 0.0
 LINDY = 1.0  # a run past its expected end is expected to last as long again as it already has
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    shape: str
-    backend: str
-    price_per_hour: float
-    expected_duration_s: float | None
-    duration_source: str  # history | similar shapes | prior | declared | exploring | none (price order)
-    expected_cost_usd: float | None
-    free_slots: int
-    duration_sd: float | None = None  # log-space standard deviation of the estimate
-    expected_wait_s: float | None = None
-
-    @property
-    def sort_key(self) -> tuple:
-        cost = self.expected_cost_usd if self.expected_cost_usd is not None else self.price_per_hour
-        return (cost, self.price_per_hour, self.shape)
-
-
-class Action(StrEnum):
-    """What a decision does with a run, ordered from best to worst (PLACE < WAIT < REFUSE), so the
-    worse of two verdicts is ``max(a, b)``; members equal their old strings ("place", ...)."""
-
-    PLACE = "place"
-    WAIT = "wait"
-    REFUSE = "refuse"
-
-    @property
-    def rank(self) -> int:
-        return _ACTION_RANK[self]
-
-    def __lt__(self, other): return self.rank < Action(other).rank  # noqa: E704
-    def __le__(self, other): return self.rank <= Action(other).rank  # noqa: E704
-    def __gt__(self, other): return self.rank > Action(other).rank  # noqa: E704
-    def __ge__(self, other): return self.rank >= Action(other).rank  # noqa: E704
-
-
-_ACTION_RANK = {Action.PLACE: 0, Action.WAIT: 1, Action.REFUSE: 2}
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    action: Action
-    shape: str | None
-    reason: str
-    chosen: Candidate | None = None
-    cheapest: Candidate | None = None
-
-
-@dataclass(frozen=True)
-class Explanation:
-    ranked: list[Candidate]
-    rejected: list[tuple[str, list[str]]] = field(default_factory=list)
 
 
 def expected_remaining(expected_s: float | None, elapsed_s: float) -> float | None:
@@ -123,9 +77,11 @@ def expected_wait(free_slots: int, remaining_s: Sequence[float], ahead: int = 0)
 
 
 class Estimates:
-    """A request's view with its fitted durations: log costs, optimistic log costs, candidates."""
+    """A request's view with its fitted durations: log costs, optimistic log costs, candidates, over
+    its offers (``pos``: each offer's shape; the fitting shapes themselves unless the job allows spot)."""
 
-    def __init__(self, req: PlacementRequest, index: ShapeIndex, history: Mapping[str, Any]):
+    def __init__(self, req: PlacementRequest, index: ShapeIndex, history: Mapping[str, Any],
+                 now: datetime | None = None):
         self.index, self.view = index, fit_view(req, index)
         entries = dm.history_entries(history, index.position) if history else []
         view = self.view
@@ -144,6 +100,11 @@ class Estimates:
                 self.optimistic = view.log_price + self.fit.optimistic_mu
                 if req.in_flight:
                     self._one_trial_at_a_time(req.in_flight, index)
+        self.pos, self.listed, self.markets = view.pos, self.cost, None
+        if req.spot is not SpotPolicy.NEVER and len(view.pos):
+            self.markets = MarketOffers(req, index, view.pos, None if self.fit is None else self.fit.mu, now)
+            self.listed, self.cost, self.optimistic = self.markets.expand(self.cost, self.optimistic)
+            self.pos = view.pos[self.markets.shape_rows()]
 
     def _one_trial_at_a_time(self, in_flight: Mapping[str, int], index: ShapeIndex) -> None:
         """Hardware this job has not proven itself on takes one of its runs at a time: a job whose
@@ -161,6 +122,13 @@ class Estimates:
 
     def candidate(self, i: int, snapshot_in_use: Mapping[str, int], exploring: bool = False,
                   wait_s: float | None = None) -> Candidate:
+        """Offer ``i`` (a fitting shape's own row unless the job allows spot) as a candidate."""
+        if self.markets is not None:
+            return self._market_candidate(i, snapshot_in_use, exploring, wait_s)
+        return self._row_candidate(i, snapshot_in_use, exploring, wait_s)
+
+    def _row_candidate(self, i: int, snapshot_in_use: Mapping[str, int], exploring: bool,
+                       wait_s: float | None) -> Candidate:
         shape = self.index.shapes[int(self.view.pos[i])]
         free = max(shape.capacity - snapshot_in_use.get(shape.name, 0), 0)
         wait = None if wait_s is None or math.isnan(wait_s) else float(wait_s)
@@ -172,6 +140,15 @@ class Estimates:
         source = "exploring" if exploring else self.fit.source(i, class_id)
         return Candidate(shape.name, shape.backend, shape.price_per_hour, seconds, source,
                          shape.price_per_hour * seconds / 3600.0, free, math.sqrt(self.fit.var(i, class_id)), wait)
+
+    def _market_candidate(self, i: int, snapshot_in_use: Mapping[str, int], exploring: bool,
+                          wait_s: float | None) -> Candidate:
+        base = self._row_candidate(self.markets.row(i), snapshot_in_use, exploring, wait_s)
+        offer = self.markets.offer(i)
+        return replace(base, market=offer.market, price_per_hour=offer.price_per_hour,
+                       expected_cost_usd=None if self.fit is None else offer.cost_usd, market_reason=offer.reason,
+                       market_open=offer.open,
+                       effective_price_per_hour=offer.effective_price_per_hour if offer.market is Market.SPOT else None)
 
 
 class DurationModel:
@@ -197,14 +174,28 @@ def place(
     history: Mapping[str, Any],
     now: datetime,
 ) -> Decision:
-    """Where the run goes now: the cheapest expected fitting shape with a free slot (or one worth
+    """Where the run goes now: the cheapest expected fitting offer with a free slot (or one worth
     exploring), or wait for a full one that saves money in time, or refuse."""
-    est = Estimates(req, snapshot.index, history)
-    pos = est.view.pos
+    est = Estimates(req, snapshot.index, history, now)
+    if est.markets is None:
+        return _place(req, est, snapshot, now)
+    refused = est.markets.refusal()
+    if refused:
+        return Decision(Action.REFUSE, None, refused)
+    decision = _place(req, est, snapshot, now)
+    if est.markets.gave_up_spot and decision.market is Market.ON_DEMAND:
+        decision = replace(decision, gave_up_spot=True)
+    return decision
+
+
+def _place(req: PlacementRequest, est: Estimates, snapshot: Snapshot, now: datetime) -> Decision:
+    pos = est.pos
     if not len(pos):
         return Decision(Action.REFUSE, None, "no shape fits the requirements")
     free = snapshot.has_free[pos]
-    if est.fit is None:  # price order, which is index order
+    if est.markets is not None:
+        free = free & est.markets.open  # a closed offer is never placed on
+    if est.fit is None and est.markets is None:  # price order, which is index order
         best, best_free = 0, int(free.argmax())
     else:
         best = int(est.cost.argmin())  # first minimum: ties go to the lower price, then the name
@@ -224,12 +215,13 @@ def place(
             return Decision(Action.PLACE, chosen.shape, f"exploring {_why(chosen)}; best known is {_why(cheapest)}",
                             chosen, cheapest)
         return Decision(Action.PLACE, chosen.shape, f"cheapest fitting shape: {_why(chosen)}", chosen, cheapest)
-    return _wait_or_spill(req, est, snapshot, best, chosen, now)
+    return _wait_or_spill(req, est, snapshot, best, pick, chosen, now)
 
 
-def _wait_or_spill(req, est: Estimates, snapshot: Snapshot, best: int, chosen: Candidate, now: datetime) -> Decision:
-    """The cheapest expected shape is full; a dearer one (``chosen``) is free."""
-    pos = est.view.pos
+def _wait_or_spill(req, est: Estimates, snapshot: Snapshot, best: int, pick: int, chosen: Candidate,
+                   now: datetime) -> Decision:
+    """The cheapest expected offer is full; a dearer one (``chosen``, offer ``pick``) is free."""
+    pos = est.pos
     waited = (now - req.queued_at).total_seconds() if req.queued_at else 0.0
     waits = snapshot.wait_s[pos]
     cheapest = est.candidate(best, snapshot.in_use, wait_s=waits[best])
@@ -237,7 +229,7 @@ def _wait_or_spill(req, est: Estimates, snapshot: Snapshot, best: int, chosen: C
         return Decision(Action.PLACE, chosen.shape, f"spilled over after waiting {waited:.0f}s for {cheapest.shape} "
                         f"(full, max_wait {req.max_wait_s:g}s): {_why(chosen)}", chosen, cheapest)
     money = np.exp(est.cost) / 3600.0  # expected USD per shape
-    now_usd = money[est.view.view_of[snapshot.index.position[chosen.shape]]]
+    now_usd = money[pick]
     if math.isnan(waits[best]):  # no wait estimates: wait up to max_wait for a real saving
         if money[best] * (1 + MIN_SAVING) < now_usd:
             return Decision(Action.WAIT, None, f"waiting for {cheapest.shape} (full); spills to {chosen.shape} after "
@@ -261,28 +253,13 @@ def _wait_or_spill(req, est: Estimates, snapshot: Snapshot, best: int, chosen: C
     return Decision(Action.PLACE, chosen.shape, f"spilled over at once ({why}): {_why(chosen)}", chosen, cheapest)
 
 
-def _usd(value: float | None) -> str:
-    return "?" if value is None else usd(value)
-
-
-def _eta(c: Candidate) -> str:
-    return "" if c.expected_wait_s is None else f" (a slot expected in ~{c.expected_wait_s:.0f}s)"
-
-
-def _why(c: Candidate) -> str:
-    if c.expected_cost_usd is None:
-        return f"{c.shape} at {usd_price(c.price_per_hour)}/h (no duration history: price order)"
-    return (
-        f"{c.shape} expected {usd(c.expected_cost_usd)} "
-        f"({c.expected_duration_s:.1f}s from {c.duration_source} at {usd_price(c.price_per_hour)}/h)"
-    )
-
-
-def alternatives(req: PlacementRequest, snapshot: Snapshot, history: Mapping[str, Any], k: int = 5) -> list[Candidate]:
-    """The k fitting shapes with the lowest expected cost, in ``explain``'s order, without looking at
-    every shape in Python (what a run's record keeps, on the dispatch path)."""
-    est = Estimates(req, snapshot.index, history)
-    best = np.argsort(est.cost, kind="stable")[:k]  # stable: ties keep (price, name) order
+def alternatives(req: PlacementRequest, snapshot: Snapshot, history: Mapping[str, Any], k: int = 5,
+                 now: datetime | None = None) -> list[Candidate]:
+    """The k fitting offers with the lowest expected cost, in ``explain``'s order, without looking at
+    every shape in Python (what a run's record keeps, on the dispatch path); offers the market gate
+    closed are among them, marked so, with the gate's reason."""
+    est = Estimates(req, snapshot.index, history, now)
+    best = np.argsort(est.listed, kind="stable")[:k]  # stable: ties keep (price, name) order
     return [est.candidate(int(i), snapshot.in_use) for i in best]
 
 
@@ -291,11 +268,14 @@ def explain(
     shapes: Iterable[ShapeSpec],
     in_use: Mapping[str, int],
     history: Mapping[str, Any],
+    now: datetime | None = None,
 ) -> Explanation:
-    """Every shape: the fitting ones ranked by expected cost, the others with why they do not fit."""
+    """Every shape: the fitting ones' offers ranked by expected cost (both markets' where the job
+    allows spot; those the market gate closed apart, with why), the others with why they do not fit."""
     index = shapes if isinstance(shapes, ShapeIndex) else ShapeIndex(shapes)
-    est = Estimates(req, index, history)
-    ranked = [est.candidate(i, in_use) for i in range(len(est.view.pos))]
+    est = Estimates(req, index, history, now)
+    offers = [est.candidate(i, in_use) for i in range(len(est.pos))]
     rejected = [(s.name, p) for s in index.shapes if (p := fit_problems(req, s))]
-    ranked.sort(key=lambda c: c.sort_key)
-    return Explanation(ranked, rejected)
+    ranked = sorted((c for c in offers if c.market_open), key=lambda c: c.sort_key)
+    closed = sorted((c for c in offers if not c.market_open), key=lambda c: c.sort_key)
+    return Explanation(ranked, rejected, closed)

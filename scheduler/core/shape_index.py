@@ -11,6 +11,7 @@ import numpy as np
 from . import duration_model as dm
 from .fit import PlacementRequest, fit_mask_over
 from .specs import ShapeSpec
+from .spot import interruption_rate
 
 MASK_CACHE_SIZE = 4096
 
@@ -31,6 +32,9 @@ class ShapeIndex:
         self.price = col(lambda s: s.price_per_hour)
         self.log_price = np.log(np.maximum(self.price, 1e-12))
         self.capacity = col(lambda s: s.capacity)
+        # the spot market: its price (NaN: the shape sells none) and interruptions per hour
+        self.spot_price = col(lambda s: np.nan if s.spot_price_per_hour is None else s.spot_price_per_hour)
+        self.spot_rate = col(lambda s: interruption_rate(s.spot_interruptions_per_hour, s.gpus))
         self.name = np.array([s.name for s in self.shapes], dtype=object)
         self.gpu_type = np.array([(s.gpu_type or "").lower() for s in self.shapes], dtype=object)
         self.backend = np.array([s.backend for s in self.shapes], dtype=object)

@@ -41,6 +41,8 @@ class Market(StrEnum):
     SPOT = "spot"
 
 
+GAVE_UP_KEY = "gave_up_spot"  # in a run's extra: the deadline took spot away; it is not tried again
+
 # Relaunching a preempted run and reloading its checkpoint: the *Can't Be Late* paper's "small
 # overhead" setting is 0.05 h (3 minutes); its large one 0.2 h.
 RESTART_OVERHEAD_S = 180.0
@@ -120,6 +122,13 @@ def lost_seconds(attempt_s: float, checkpoint_interval_s: float | None,
     return max(0.0, min(since_last_checkpoint_s, attempt_s))
 
 
+def deadline_slack_s(to_deadline_s, remaining_s, checkpoint_interval_s: float | None,
+                     restart_s: float = RESTART_OVERHEAD_S):
+    """The *Can't Be Late* slack: the time to the deadline less the remaining work on on-demand, the
+    work one more preemption can lose and its restart (floats, or numpy arrays of remaining times)."""
+    return to_deadline_s - remaining_s - work_at_risk_s(checkpoint_interval_s, remaining_s) - restart_s
+
+
 @dataclass(frozen=True)
 class MarketGate:
     """Which markets a run may use right now, and why (shown in placement reasons)."""
@@ -159,7 +168,7 @@ def market_gate(policy: SpotPolicy, *, now: datetime, deadline_at: datetime | No
         # a preemption would throw all of it away, and how long "all" is, is only an estimate
         return MarketGate(spot=False, on_demand=True,
                           reason="on-demand: with a deadline, spot needs a checkpoint before the run's expected end")
-    slack = (deadline_at - now).total_seconds() - remaining - work_at_risk_s(checkpoint_interval_s, remaining) - restart_s
+    slack = deadline_slack_s((deadline_at - now).total_seconds(), remaining, checkpoint_interval_s, restart_s)
     if slack > 0:
         return MarketGate(spot=True, on_demand=True, slack_s=slack,
                           reason=f"spot allowed: {slack:,.0f}s of slack before the deadline")
