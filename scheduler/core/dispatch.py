@@ -8,20 +8,24 @@ from datetime import datetime
 from typing import Callable, Mapping, Sequence
 
 from . import placement
+from .attempts import progress_s
 from .budgets import BudgetSpec, BudgetVerdict, check, covers, period_start
 from .placement import Action
 from .runs import RunRecord
 from .specs import JobSpec
+from .spot import GAVE_UP_KEY
 
 SpendReader = Callable[[BudgetSpec, datetime], float]  # a budget's spend since a time
 HistoryReader = Callable[[str], Mapping[str, float]]  # a job's durations per shape
 
 
 def run_request(run: RunRecord, job: JobSpec, backends=None) -> placement.PlacementRequest:
-    """A queued run's request: the backends it was submitted for unless the caller names others."""
+    """A queued run's request: the backends it was submitted for unless the caller names others; a
+    preempted run's request carries the work its attempts kept and whether its deadline took spot away."""
     if backends is None and run.extra.get("backends"):
         backends = frozenset(run.extra["backends"])
-    return placement.PlacementRequest.for_job(job, run.queued_at, backends)
+    return placement.PlacementRequest.for_job(job, run.queued_at, backends, progress_s=progress_s(run),
+                                              gave_up_spot=bool(run.extra.get(GAVE_UP_KEY)))
 
 
 def budget_hold(

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ..core import attempts, lifecycle, placement
+from ..core import attempts, lifecycle, placement, spot
 from ..core.dispatch import DispatchRound, run_request
 from ..core.errors import CostwiseError
 from ..core.placement import Action
@@ -61,9 +61,8 @@ def _claim(engine: "Engine", run: RunRecord, job: JobSpec, req, decision: placem
            round: DispatchRound) -> RunRecord | None:
     """Claim a slot of the decided shape; the run as claim_slot wrote it (not read back), or None."""
     shape = round.index.by_name[decision.shape]
-    info = _placement_info(req, decision, round, job)
-    expected_s = decision.chosen.expected_duration_s if decision.chosen else None
-    market = spot_runs.claim_values(run, job, spot_runs.choose(engine, run, job, shape, expected_s), info)
+    info = _placement_info(req, decision, round, job, engine.clock.now())
+    market = spot_runs.claim_values(run, job, _market(decision, shape.price_per_hour), info)
     # the deadline is set with the claim: a run is never live without one, whoever dies when; a
     # preempted run queued again keeps its first claim's (preemptions do not extend max_runtime)
     deadline = run.deadline_at if run.preemptions and run.deadline_at else \
@@ -80,17 +79,29 @@ def _claim(engine: "Engine", run: RunRecord, job: JobSpec, req, decision: placem
                    handle=engine.owner, deadline_at=deadline, **market)
 
 
-def _placement_info(req, decision: placement.Decision, round: DispatchRound, job: JobSpec) -> dict:
-    ranked = placement.alternatives(req, round.snapshot, round.history(job.name), ALTERNATIVES_KEPT)
-    return {
-        "reason": decision.reason,
-        "alternatives": [
-            {"shape": c.shape, "expected_cost_usd": c.expected_cost_usd, "price_per_hour": c.price_per_hour,
+def _market(decision: placement.Decision, price_per_hour: float) -> spot.MarketChoice:
+    """The market placement chose among every fitting shape's offers, billed at that market's price."""
+    chosen = decision.chosen
+    if chosen is None:  # a placement without a candidate: on-demand, as before markets
+        return spot.MarketChoice(spot.Market.ON_DEMAND, price_per_hour, "on-demand")
+    return spot.MarketChoice(chosen.market, chosen.price_per_hour, chosen.market_reason or "on-demand",
+                             gave_up_spot=decision.gave_up_spot)
+
+
+def _placement_info(req, decision: placement.Decision, round: DispatchRound, job: JobSpec, now: datetime) -> dict:
+    ranked = placement.alternatives(req, round.snapshot, round.history(job.name), ALTERNATIVES_KEPT, now)
+    return {"reason": decision.reason, "alternatives": [_alternative(c) for c in ranked]}
+
+
+def _alternative(c: placement.Candidate) -> dict:
+    """One offer as a run's record keeps it (a job that allows spot: with its market and the gate's word)."""
+    entry = {"shape": c.shape, "expected_cost_usd": c.expected_cost_usd, "price_per_hour": c.price_per_hour,
              "expected_duration_s": c.expected_duration_s, "duration_source": c.duration_source,
              "free_slots": c.free_slots}
-            for c in ranked
-        ],
-    }
+    if c.market_reason is not None:
+        entry.update(market=str(c.market), market_reason=c.market_reason, market_open=c.market_open,
+                     effective_price_per_hour=c.effective_price_per_hour)
+    return entry
 
 
 def launch_run(engine: "Engine", run_id: str, run: RunRecord | None = None) -> RunRecord:

@@ -1,17 +1,17 @@
-"""Spot in the runtime: the market a claimed run starts on, and a preempted attempt's end (the same
+"""Spot in the runtime: what a claim writes for the market placement chose, and a preempted attempt's end (the same
 run queued again, once). `costwise preempt` is preempt.py."""
 
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core import attempts, lifecycle, spot
 from ..core.errors import UserError
 from ..core.runs import QUEUED, RUNNING, RunRecord
-from ..core.specs import JobSpec, ShapeSpec
+from ..core.specs import JobSpec
 from ..core.spot import Market, SpotPolicy
 from .faults import crash_point
 from .launch import run_dirs
@@ -19,21 +19,8 @@ from .launch import run_dirs
 if TYPE_CHECKING:
     from .engine import Engine
 
-GAVE_UP_KEY = "gave_up_spot"  # in extra: the deadline took spot away; it is not tried again
+GAVE_UP_KEY = spot.GAVE_UP_KEY  # in extra: the deadline took spot away; it is not tried again
 CHECKPOINT_SCAN_MAX = 10_000  # files looked at for the newest checkpoint (the folder is the job's)
-
-
-def choose(engine: "Engine", run: RunRecord, job: JobSpec, shape: ShapeSpec,
-           expected_s: float | None) -> spot.MarketChoice:
-    """The market of the run's next attempt on ``shape`` (core/spot.py's choose_market)."""
-    deadline_at = run.queued_at + timedelta(seconds=job.deadline) if job.deadline and run.queued_at else None
-    return spot.choose_market(
-        job.spot, price_per_hour=shape.price_per_hour, spot_price_per_hour=shape.spot_price_per_hour,
-        interruptions_per_hour=spot.interruption_rate(shape.spot_interruptions_per_hour, shape.gpus),
-        expected_s=expected_s, progress_s=attempts.progress_s(run),
-        checkpoint_interval_s=job.checkpoint_interval, now=engine.clock.now(), deadline_at=deadline_at,
-        gave_up_before=bool(run.extra.get(GAVE_UP_KEY)),
-    )
 
 
 def claim_values(run: RunRecord, job: JobSpec, choice: spot.MarketChoice, info: dict[str, Any]) -> dict[str, Any]:

@@ -237,3 +237,37 @@ def test_a_daemon_killed_during_the_requeue_launches_the_run_once(home, project,
     assert len(launches) == 2, final["events"]  # the first attempt, and the requeued one once
     assert (final["attempts"], final["preemptions"]) == (2, 1)
     assert starts(final)[1] >= 3
+
+
+def test_a_spot_allowed_run_lands_on_the_spot_offer_of_a_dearer_shape(home, project):
+    """`cheap` sells on-demand only, at half box's on-demand price; box's spot is cheaper still: the run
+    goes to box's spot offer (placement weighs every fitting shape's offers, not one shape's markets)."""
+    write(project / "more.yaml", """
+kind: Shape
+name: cheap
+vcpus: 2
+memory_gib: 4
+price_per_hour: 0.05
+capacity: 2
+---
+kind: Job
+name: quick
+artifact: stepper.py
+args: ["1"]
+spot: allowed
+checkpoint_interval: 1s
+""")
+    code, _, err = costwise_in_process(home, "apply", str(project / "more.yaml"))
+    assert code == 0, err
+    code, record, err = cw(home, "run", "quick", "--wait", "--json")
+    assert code == 0, err
+    assert (record["state"], record["shape"], record["market"]) == ("SUCCEEDED", "box", "spot")
+    detail = show(home, record["id"])
+    assert detail["price_per_hour"] == SPOT_PRICE and "box spot" in detail["placement"]["reason"]
+    offers = {(a["shape"], a["market"]) for a in detail["placement"]["alternatives"]}
+    assert offers == {("box", "spot"), ("cheap", "on_demand"), ("box", "on_demand")}
+    assert record["cost_usd"] == pytest.approx(SPOT_PRICE * record["duration_s"] / 3600)
+    # a deadline without slack closes every spot offer: the cheapest on-demand offer, not box's
+    code, plain, err = cw(home, "run", "late", "--wait", "--json")
+    assert code == 0, err
+    assert (plain["shape"], plain["market"]) == ("cheap", "on_demand")
