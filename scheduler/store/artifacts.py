@@ -300,6 +300,26 @@ def check_entrypoint(stored: Path, entrypoint: str) -> str | None:
     return None if stat.S_ISREG(info.st_mode) else f"is a {safefs.kind_of(info.st_mode)} inside the artifact, not a file"
 
 
+def check_unstored(source: Path, digest: str, entrypoint: str | None) -> str | None:
+    """What storing the artifact would refuse, and check_entrypoint's answer, without storing it
+    (`apply --diff`): a file or folder is checked in place (content_hash refused its bad members already),
+    an archive is unpacked into a temporary folder outside the store, refused as put refuses it."""
+    kind = artifact_kind(source)
+    if kind == "dir":
+        return entrypoint and check_entrypoint(source, entrypoint)
+    if kind == "file":
+        problem = entrypoint and entrypoint_path_problem(entrypoint)
+        if problem or not entrypoint:
+            return problem or None
+        return None if os.path.normpath(entrypoint) == source.name else "is not a file inside the artifact"
+    with tempfile.TemporaryDirectory(prefix="costwise-diff-") as scratch:
+        tree = Path(scratch) / "tree"
+        with _as_spec_error(source):
+            ArtifactStore(Path(scratch))._unpack(source, kind, digest, tree, [source.name])
+            tree_sha256(tree)  # also refuses links an archive made to outside
+        return entrypoint and check_entrypoint(tree, entrypoint)
+
+
 def entry_command(workdir: Path, artifact_name: str, entrypoint: str | None, python: str) -> list[str]:
     """The argv that runs an artifact: python for .py, bash for .sh, else the file itself."""
     target = entrypoint or artifact_name

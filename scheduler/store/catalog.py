@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .artifacts import (
-    ArtifactStore, artifact_kind, check_entrypoint, content_hash, entrypoint_path_problem, resolve_artifact,
+    ArtifactStore, artifact_kind, check_entrypoint, check_unstored, content_hash, entrypoint_path_problem, resolve_artifact,
 )
 from ..core.bounds import DOCUMENT_FILE_MAX_BYTES
 from ..core.errors import Conflict, NotFound, SpecError
@@ -71,8 +71,9 @@ def load_documents(paths: Iterable[str | Path]) -> list[Document]:
     return docs
 
 
-def prepare_job(spec: JobSpec, base_dir: Path, artifacts: ArtifactStore) -> JobSpec:
-    """Resolve and content-hash the artifact, keep a copy of it, and pin the hash in the spec."""
+def prepare_job(spec: JobSpec, base_dir: Path, artifacts: ArtifactStore | None) -> JobSpec:
+    """Resolve and content-hash the artifact, keep a copy of it, and pin the hash in the spec.
+    ``artifacts`` None: hash and check it the same way, storing nothing (`apply --diff`)."""
     path = resolve_artifact(spec.artifact, base_dir)
     kind = artifact_kind(path)
     if kind != "file" and not spec.entrypoint:
@@ -82,8 +83,11 @@ def prepare_job(spec: JobSpec, base_dir: Path, artifacts: ArtifactStore) -> JobS
     problem = spec.entrypoint and entrypoint_path_problem(spec.entrypoint)  # refused before anything is stored
     if not problem:
         digest = content_hash(path)
-        stored = artifacts.put(path, digest)
-        problem = spec.entrypoint and check_entrypoint(stored, spec.entrypoint)
+        if artifacts is None:
+            problem = check_unstored(path, digest, spec.entrypoint)
+        else:
+            stored = artifacts.put(path, digest)
+            problem = spec.entrypoint and check_entrypoint(stored, spec.entrypoint)
     if problem:
         raise SpecError(
             f"Job {spec.name!r}: entrypoint={spec.entrypoint!r} {problem} ({spec.artifact!r})",
@@ -167,9 +171,8 @@ def check_job_fits(job: JobSpec, shapes: list[ShapeSpec], requirements=None) -> 
         raise SpecError(f"Job {job.name!r}: {message}", "requirements", None)
 
 
-def apply_documents(docs: list[Document], store: Store, settings: Settings) -> list[dict[str, str]]:
-    """Validate every document, then store them all in one transaction (or none)."""
-    artifacts = ArtifactStore(settings.artifacts_root)
+def planned_specs(docs: list[Document], store: Store, artifacts: ArtifactStore | None) -> list[Spec]:
+    """Every document validated as apply takes it; ``artifacts`` None stores no artifact copy."""
     specs: list[Spec] = []
     for doc in docs:
         spec = parse_spec(doc.body)
@@ -177,6 +180,12 @@ def apply_documents(docs: list[Document], store: Store, settings: Settings) -> l
             spec = prepare_job(spec, doc.base_dir, artifacts)
         specs.append(spec)
     validate_specs(specs, store)
+    return specs
+
+
+def apply_documents(docs: list[Document], store: Store, settings: Settings) -> list[dict[str, str]]:
+    """Validate every document, then store them all in one transaction (or none)."""
+    specs = planned_specs(docs, store, ArtifactStore(settings.artifacts_root))
     outcomes = store.apply(specs)
     return [{"kind": s.kind, "name": s.name, "result": r} for s, r in zip(specs, outcomes)]
 

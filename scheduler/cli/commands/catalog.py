@@ -11,17 +11,47 @@ from ...core.errors import SpecError
 from ..app import JSON_OPT, app, app_context, console, emit
 
 
+DIFF_HELP = ("Show what would change and store nothing: created, updated (with the changed fields), replaced "
+             "(a shape whose backend changed, a job whose artifact's content changed) or unchanged.")
+DIFF_MARK = {"created": "+", "updated": "~", "replaced": "±", "unchanged": "="}
+
+
 @app.command()
-def apply(ctx: typer.Context, files: list[Path] = typer.Argument(..., help="YAML or JSON documents."), as_json: bool = JSON_OPT):
+def apply(
+    ctx: typer.Context,
+    files: list[Path] = typer.Argument(..., help="YAML or JSON documents."),
+    diff: bool = typer.Option(False, "--diff", help=DIFF_HELP),
+    as_json: bool = JSON_OPT,
+):
     """Create or update shapes, jobs and pipelines from documents (all or nothing)."""
     from ...store.catalog import apply_documents, load_documents
 
     app_ctx = app_context(ctx)
+    if diff:
+        return _print_diff(app_ctx.store, load_documents(files), as_json)
     results = apply_documents(load_documents(files), app_ctx.store, app_ctx.settings)
     if as_json:
         return emit(results)
     for r in results:
         console().print(f"{r['kind']:<9} {r['name']:<24} {r['result']}")
+
+
+def _print_diff(store, documents, as_json: bool) -> None:
+    """The documents checked as apply checks them (the same refusals), against the catalog; nothing is
+    stored, not even an artifact copy."""
+    from ...core.catalog_diff import diff_catalog, summary_line
+    from ...store.catalog import planned_specs
+
+    specs = planned_specs(documents, store, artifacts=None)
+    diffs = diff_catalog(specs, {(s.kind, s.name): store.get(s.kind, s.name) for s in specs})
+    if as_json:
+        return emit([d.public() for d in diffs])
+    for d in diffs:
+        detail = ", ".join(d.fields) if d.fields else ""
+        if d.reason:
+            detail = f"{d.reason}; {detail}"
+        typer.echo(f"{DIFF_MARK[d.change]} {d.change:<9} {d.kind:<9} {d.name:<24} {detail}".rstrip())
+    typer.echo(summary_line(diffs))
 
 
 @app.command()
@@ -69,6 +99,10 @@ def shapes(
     as_json: bool = JSON_OPT,
 ):
     """The catalog's shapes, or the ones that fit ranked by expected cost, with reasons."""
+    from .. import thin
+
+    if fit is None and job is None and thin.try_shapes(ctx, as_json):  # answered by a daemon up: no catalog opened
+        return
     from ...core import placement
 
     store = app_context(ctx).store
