@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..core.errors import SpecError
 from ..core.runs import FINAL_STATES
-from ..store.report_queries import budget_spend, known_label_keys, read_runs
+from ..store.report_queries import budget_spend, known_label_keys, read_runs, shape_prices
 from .report_budget import budget_table
 from .report_changes import as_records, compare, headline
 from .report_changes import movers as top_movers
@@ -48,7 +48,17 @@ def load_runs(store, since=None, until=None, labels: Sequence[str] = (), detail:
     df = df[df["state"].isin(FINAL_STATES)] if len(df) and not df["state"].isin(FINAL_STATES).all() else df
     df["util"] = df["gpu_util_avg"].fillna(df["cpu_util_avg"]).clip(0.0, 1.0)
     df["idle_usd"] = df["cost_usd"] * (1.0 - df["util"])
+    df["spot_saved_usd"] = spot_saving(df, shape_prices(store))
     return df.reset_index(drop=True)
+
+
+def spot_saving(df: pd.DataFrame, on_demand: dict[str, float]) -> pd.Series:
+    """Per run: what its spot attempts would have cost on-demand less what they cost. The on-demand
+    price is the shape's in the catalog now (the attempt log records only the price paid), the
+    yardstick /metrics' spot savings use; NaN for a run never on spot or on a shape no longer in the
+    catalog. Negative where spot cost more than on-demand would have: a report shows it as it was."""
+    price = df["shape"].astype(object).map(on_demand).astype(float)
+    return price * df["spot_s"] / 3600.0 - df["spot_cost_usd"]
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -207,8 +217,10 @@ def run_table(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """One row per run: the record's money and usage fields plus its labels as columns."""
     cols = ["id", "job", "pipeline", "step", "state", "shape", "backend", "started_at", "ended_at", "duration_s",
             "price_per_hour", "cost_usd", "saved_usd", "idle_usd", "util", "cache_hit", "cpu_util_avg",
-            "mem_peak_bytes", "gpu_util_avg"]
+            "mem_peak_bytes", "gpu_util_avg", "market", "attempts", "preemptions", "lost_s", "spot_cost_usd",
+            "spot_saved_usd"]
     out = df[cols].rename(columns={"util": "utilization"})
+    out = out.astype({"attempts": int, "preemptions": int})
     for key in label_keys(keys):
         out[key] = df[_label_column(key)]
     return out

@@ -203,6 +203,7 @@ def render_html(report) -> str:
         histogram(report.utilization_histogram, "Utilization distribution (runs; red: under 30%)"),
         "</div>",
         *changes_section(report),
+        *spot_section(report),
         f"<h2>Spend by {escape(', '.join(keys))}</h2>",
         table(report.groups, group_cols),
         "<h2>Top spenders</h2>",
@@ -259,6 +260,29 @@ def changes_section(report) -> list[str]:
             ("limit_usd", "limit", money), ("spent_usd", "spent", money), ("share", "of limit", pct),
             ("forecast_usd", "forecast by period end", money), ("status", "status", None)])]
     return out
+
+
+def spot_section(report) -> list[str]:
+    """Spot: its share of spend, what it saved against on-demand, preemptions and the work they lost,
+    and the groups that used it. Absent from a period without spot use or preemptions."""
+    t = report.totals
+    if not t.get("spot_cost_usd") and not t.get("preemptions"):
+        return []
+    cards = [("spot spend", money(t["spot_cost_usd"])), ("spot share of spend", pct(t["spot_share"])),
+             ("saved by spot vs on-demand", money(t["spot_saved_usd"])), ("preemptions", count(t["preemptions"])),
+             ("lost hours (redone work)", f"{t['lost_hours']:,.2f}"), ("attempts", count(t["attempts"]))]
+    keys = list(report.group_by)
+    used = report.groups[(report.groups["spot_cost_usd"] > 0) | (report.groups["preemptions"] > 0)]
+    cols = [(k, k, None) for k in keys] + [
+        ("runs", "runs", count), ("attempts", "attempts", count), ("preemptions", "preemptions", count),
+        ("lost_hours", "lost hours", lambda v: f"{v:,.2f}"), ("cost_usd", "spend", money),
+        ("spot_cost_usd", "on spot", money), ("spot_saved_usd", "saved by spot", money)]
+    return ["<h2>Spot</h2>",
+            '<p class="muted">saving: what the spot attempts would have cost at their shape\'s on-demand price in '
+            "the catalog, less what they cost; lost hours: work a preemption threw away and redid.</p>",
+            '<div class="cards" id="spot">' + "".join(
+                f"<div class=card><b>{escape(v)}</b><span>{escape(k)}</span></div>" for k, v in cards) + "</div>",
+            table(used, cols)]
 
 
 def _when(dt, default: str) -> str:

@@ -44,6 +44,7 @@ def summary_lines(report) -> list[str]:
     lines.append(f"{spend} · {h['runs']:,} runs · {per}")
     lines.append(f"idle spend {usd(t['idle_usd'])} · saved by the step cache {usd(t['saved_usd'])} "
                  f"(hit ratio {_pct(t['cache_hit_ratio'])}) · right-sizing could save {usd(t['rightsizing_savings_usd'])}")
+    lines += _spot(t)
     lines += _groups(report, keys)
     if report.previous and len(report.movers):
         lines.append("biggest movers:")
@@ -52,6 +53,14 @@ def summary_lines(report) -> list[str]:
                          f"({_signed(row.delta_usd)}): {row.reason}" + (f", {row.detail}" if row.detail else ""))
     lines += _budgets(report.budgets)
     return lines
+
+
+def _spot(t) -> list[str]:
+    """One line where the period used spot or saw preemptions; nothing otherwise."""
+    if not t.get("spot_cost_usd") and not t.get("preemptions"):
+        return []
+    return [f"spot {usd(t['spot_cost_usd'])} ({_pct(t['spot_share'])} of spend), saved {usd(t['spot_saved_usd'])} "
+            f"against on-demand · {t['preemptions']:,} preemptions, {t['lost_hours']:,.2f} h of work lost and redone"]
 
 
 def _groups(report, keys) -> list[str]:

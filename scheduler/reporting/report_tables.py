@@ -88,14 +88,36 @@ def breakdown(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     work["hours"] = df["duration_s"].fillna(0.0) / 3600.0
     work["cache_hits"] = df["cache_hit"].astype(int)
     work["failed"] = df["state"].isin(("FAILED", "TIMED_OUT")).astype(int)
+    work = work.assign(**spot_columns(df))
     out = work.groupby(list(keys), observed=True, sort=False).sum().reset_index()
     measured = out.pop("measured_cost")
     out["utilization"] = np.where(measured > 0, 1.0 - out["idle_usd"] / measured.where(measured > 0, 1.0), np.nan)
     out["share"] = out["cost_usd"] / out["cost_usd"].sum() if out["cost_usd"].sum() else 0.0
+    out = out[[c for c in out.columns if c not in SPOT_COLUMNS] + list(SPOT_COLUMNS)]  # new columns last
     out = out.sort_values(["cost_usd"] + list(keys), ascending=[False] + [True] * len(keys), kind="stable")
     for k in keys:
         out[k] = out[k].astype(str)
     return out.reset_index(drop=True)
+
+
+SPOT_COLUMNS = ("attempts", "preemptions", "lost_hours", "spot_cost_usd", "spot_saved_usd")
+
+
+def spot_columns(df: pd.DataFrame) -> dict[str, pd.Series]:
+    """Per run: attempts, preemptions, lost hours, spend on spot, and the spot saving (0 where none)."""
+    return {"attempts": df["attempts"].fillna(0).astype(int), "preemptions": df["preemptions"].fillna(0).astype(int),
+            "lost_hours": df["lost_s"].fillna(0.0) / 3600.0, "spot_cost_usd": df["spot_cost_usd"].fillna(0.0),
+            "spot_saved_usd": df["spot_saved_usd"].fillna(0.0)}
+
+
+def spot_totals(df: pd.DataFrame) -> dict[str, Any]:
+    """The period's spot figures: attempts, preemptions, lost hours, spot spend, its share and saving."""
+    sums = {k: v.sum() for k, v in spot_columns(df).items()}
+    cost = float(df["cost_usd"].sum())
+    return {"attempts": int(sums["attempts"]), "preemptions": int(sums["preemptions"]),
+            "lost_hours": float(sums["lost_hours"]), "spot_cost_usd": float(sums["spot_cost_usd"]),
+            "spot_share": float(sums["spot_cost_usd"]) / cost if cost else None,
+            "spot_saved_usd": float(sums["spot_saved_usd"])}
 
 
 def totals(df: pd.DataFrame, cache: pd.DataFrame | None = None) -> dict[str, Any]:
@@ -116,6 +138,7 @@ def totals(df: pd.DataFrame, cache: pd.DataFrame | None = None) -> dict[str, Any
         "cache_lookups": lookups,
         "cache_hit_ratio": (hits / lookups) if lookups else None,
         "failed_cost_usd": float(df.loc[df["state"].isin(("FAILED", "TIMED_OUT", "CANCELED")), "cost_usd"].sum()),
+        **spot_totals(df),
     }
 
 

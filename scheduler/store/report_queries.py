@@ -20,13 +20,15 @@ from sqlalchemy import text as sql_text
 
 from . import schema as db
 from . import spend_queries
+from .metrics_queries import spot_columns
 
 CHUNK_ROWS = 200_000
 UNIX_JULIAN_DAY = 2440587.5
 PARALLEL_READ_ROWS = 200_000  # below this one connection reads the runs table as fast
 BUSY_TIMEOUT_MS = 60_000
 NUMBER_COLS = {"ended_epoch", "started_epoch", "duration_s", "cost_usd", "saved_usd", "cpu_util_avg",
-               "mem_peak_bytes", "gpu_util_avg", "price_per_hour"}
+               "mem_peak_bytes", "gpu_util_avg", "price_per_hour", "attempts", "preemptions", "lost_s",
+               "spot_cost_usd", "spot_s"}
 log = logging.getLogger(__name__)
 
 
@@ -42,17 +44,21 @@ def _epoch(col, dialect: str):
 
 
 def runs_query(dialect: str, since=None, until=None, labels: Sequence[str] = (), detail: bool = False):
-    """The runs that ended in [since, until), only the columns a report needs (times as epoch seconds)."""
+    """The runs that ended in [since, until), only the columns a report needs (times as epoch seconds).
+    Spot: ``spot_cost_usd`` / ``spot_s`` are the run's spot attempts' cost and seconds (null for a run never
+    on spot), split per attempt exactly as /metrics splits them (``metrics_queries.spot_columns``)."""
     r = db.runs.c
+    spot_cost, spot_s = spot_columns(dialect)
     cols = [
         r.job, r.pipeline, r.step, r.state, r.shape,
         _epoch(r.ended_at, dialect).label("ended_epoch"),
         r.duration_s, r.cost_usd, r.saved_usd, r.cache_hit, r.cpu_util_avg, r.mem_peak_bytes, r.gpu_util_avg,
         r.extra[("cache", "result")].as_string().label("cache_result"),  # 'hit' / 'miss' for step cache lookups
+        r.market, r.attempts, r.preemptions, r.lost_s, spot_cost.label("spot_cost_usd"), spot_s.label("spot_s"),
     ]
     cols += [r.labels[key].as_string().label(label_column(key)) for key in labels]
     if detail:
-        cols += [r.id, r.backend, r.market, r.price_per_hour, _epoch(r.started_at, dialect).label("started_epoch"),
+        cols += [r.id, r.backend, r.price_per_hour, _epoch(r.started_at, dialect).label("started_epoch"),
                  cast(r.labels, Text).label("labels_json") if dialect == "sqlite" else r.labels.label("labels_json")]
     query = select(*cols).where(r.ended_at.is_not(None))  # a full-history scan, not an index walk
     if since is not None:
@@ -78,6 +84,13 @@ def known_label_keys(store) -> list[str]:
         specs = conn.execute(select(db.catalog.c.spec).where(db.catalog.c.kind == "Job")).scalars()
         keys = {k for spec in specs for k in (spec or {}).get("labels", {})}
     return sorted(keys)
+
+
+def shape_prices(store) -> dict[str, float]:
+    """Each catalog shape's on-demand price per hour (what a spot attempt would have cost instead)."""
+    with store.engine.connect() as conn:
+        specs = conn.execute(select(db.catalog.c.name, db.catalog.c.spec).where(db.catalog.c.kind == "Shape"))
+        return {name: float((spec or {}).get("price_per_hour") or 0.0) for name, spec in specs}
 
 
 def budget_spend(store, since, now) -> pd.DataFrame:
