@@ -255,7 +255,7 @@ class Daemon:
                 continue
             if started is not None:  # refused (a budget that refuses, nothing that fits): it ended unlaunched
                 log_run("refuse", started, started.reason)
-            elif (run.placement or {}).get("reason") != held_before:  # try_start notes a new wait on run
+            elif _gist((run.placement or {}).get("reason")) != _gist(held_before):  # try_start notes a new wait on run
                 log_run("wait", run, run.placement.get("reason"))
             with self._lock:
                 self._supervised.discard(run.id)
@@ -341,6 +341,12 @@ def log_run(event: str, run: RunRecord, reason: str | None) -> None:
     """One INFO line per dispatch, wait (when its reason changes), refusal and end, greppable by key."""
     log.info("%s run=%s job=%s state=%s shape=%s market=%s reason=%s", event, run.id, run.job, run.state,
              run.shape or "-", run.market or "-", reason or "-")
+
+
+def _gist(reason: str | None) -> str | None:
+    """What a wait is, without its figures ("held by budget 'ml'" of "held by budget 'ml': $0.4 spent..."):
+    a hold whose amounts move every round is logged once, a new kind of wait again."""
+    return reason.split(":", 1)[0] if reason else reason
 
 
 def daemon_url(store, max_age_s: float = 5.0) -> str | None:
