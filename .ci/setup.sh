@@ -29,7 +29,7 @@ fi
 if [[ ! -x .venv/bin/python ]]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/pip install -q --disable-pip-version-check -e '.[all,test]' 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -c 'import scheduler' >/dev/null
 # bytecode now: PYTHONDONTWRITEBYTECODE=1 here means an editable install would recompile every CLI call
 .venv/bin/python -m compileall -q -j 0 scheduler provider >/dev/null
