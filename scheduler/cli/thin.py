@@ -144,7 +144,16 @@ def show(client: DaemonClient, run_id: str, as_json: bool, print_detail) -> None
     if as_json:
         return emit(detail)
     record = view({**detail, "extra": {"attempt_log": detail.get("attempt_log", [])}})
-    print_detail(record, detail["spend"], detail["events"])
+    print_detail(record, detail["spend"], detail["events"], sweep_of(client, detail))
+
+
+def sweep_of(client: DaemonClient, detail: dict[str, Any]):
+    """(summary, trials) of a sweep step's run, the trials from its pipeline run's record; else None."""
+    if detail.get("sweep") is None or not detail.get("pipeline_run"):
+        return None
+    prun = client.call("GET", f"/pipeline-runs/{detail['pipeline_run']}")
+    step = next((s for s in prun["steps"] if s["step"] == detail.get("step")), {})
+    return detail["sweep"], step.get("trials", [])
 
 
 def cancel(client: DaemonClient, run_id: str, as_json: bool) -> None:

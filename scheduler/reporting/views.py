@@ -168,3 +168,41 @@ def pipeline_runs_table(records: list[dict], wide: bool = False) -> Table:
                       money(r["cost_usd"]), money(r["saved_usd"]), cut(r["reason"], wide))
     table.optional = ("saved", "started")
     return table
+
+
+def sweep_table(summary: dict, trials: list[dict]):
+    """A sweep step's trials (dicts with id, state, cost_usd, trial, objective and maybe trial_index)
+    between a line with the objective and the best trial and one with the budget and why trials stopped
+    starting (lines of their own: as a table's title they would wrap to the table's width)."""
+    from rich.console import Group
+    from rich.text import Text
+
+    best = summary.get("best_trial")
+    title = (f"sweep: {summary.get('goal', '?')} {summary.get('objective', '?')} · "
+             f"{summary.get('trials_started', len(trials))} of {summary.get('trials_planned', '?')} trials started, "
+             f"{summary.get('succeeded', '?')} succeeded · best {best or '-'}"
+             + (f" = {summary['best_objective']:g}" if isinstance(summary.get("best_objective"), (int, float)) else ""))
+    table = Table()
+    table.add_column("trial", justify="right")
+    key_column(table, "run", [t["id"] for t in trials])
+    table.add_column("params", overflow="fold")
+    table.add_column("objective", justify="right")
+    key_column(table, "state", [t["state"] for t in trials])
+    table.add_column("cost", justify="right")
+    for position, t in enumerate(trials):
+        index = t.get("trial_index", position)
+        style = STATE_STYLE.get(t["state"], "")
+        objective = t.get("objective")
+        params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in (t.get("trial") or {}).items())
+        table.add_row(f"{index + 1}{' *' if t['id'] == best else ''}", t["id"], params or "-",
+                      "-" if objective is None else f"{objective:g}", f"[{style}]{t['state']}[/]" if style else t["state"],
+                      money(t.get("cost_usd")))
+    return Group(Text(title), table, Text(_budget_caption(summary)))
+
+
+def _budget_caption(summary: dict) -> str:
+    spent = f"spent {money(summary.get('cost_usd'))}"
+    budget = summary.get("budget_usd")
+    text = f"{spent} of budget {money(budget)}" if budget is not None else f"{spent} (no budget)"
+    stopped = summary.get("stopped")
+    return text + (f" · stopped: {stopped}" if stopped else " · the budget stopped no trial")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import attempts, lifecycle, spot
 from ..core.errors import UserError
+from ..core.money import usd
 from ..core.runs import QUEUED, RUNNING, RunRecord
 from ..core.specs import JobSpec
 from ..core.spot import Market, SpotPolicy
@@ -57,7 +58,7 @@ def requeue(engine: "Engine", run: RunRecord, now: datetime) -> RunRecord:
     attempt, values = attempts.preempted_values(run, now, job.checkpoint_interval, since)
     crash_point("before-requeue")
     message = (f"attempt {attempt.number} {attempt.state}: {attempt.seconds:.1f}s on {attempt.market} "
-               f"(${attempt.cost_usd:.6f}), {attempt.lost_s:.1f}s of work lost; queued again")
+               f"({usd(attempt.cost_usd)}), {attempt.lost_s:.1f}s of work lost; queued again")
     if engine.store.update_run(run.id, expect=lifecycle.move(RUNNING, QUEUED), match={"attempt": run.attempt},
                                message=message, **values):
         crash_point("after-requeue")

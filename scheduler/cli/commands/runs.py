@@ -176,13 +176,26 @@ def show(ctx: typer.Context, run_id: str = typer.Argument(...), as_json: bool = 
     events = [{"at": iso(e["at"]), "state": e["state"], "message": e["message"]} for e in events]
     if as_json:
         return emit({**record.detail(), "spend": spend, "events": events})
-    _print_detail(record, spend, events)
+    _print_detail(record, spend, events, _local_sweep(app_ctx.store, record))
 
 
-def _print_detail(record, spend, events) -> None:
-    """``events`` with ISO times (as the API answers them)."""
+def _local_sweep(store, record):
+    """(summary, trials) of a sweep step's record, its trials read from the catalog; None for other runs."""
+    summary = record.extra.get("sweep")
+    if summary is None or not record.pipeline_run:
+        return None
+    trials = [{**r.public(), "trial": r.extra["trial"], "objective": r.extra.get("objective"),
+               "trial_index": r.extra.get("trial_index", i)}
+              for i, r in enumerate(store.list_runs(pipeline_run=record.pipeline_run, newest_first=False))
+              if r.step == record.step and "trial" in r.extra]
+    return summary, sorted(trials, key=lambda t: t["trial_index"])
+
+
+def _print_detail(record, spend, events, sweep=None) -> None:
+    """``events`` with ISO times (as the API answers them); ``sweep``: (summary, trials) of a sweep step."""
     from ...core.costs import spend_line
-    from ...reporting.views import runs_table
+    from ...core.money import usd, usd_price
+    from ...reporting.views import runs_table, sweep_table
 
     out = console()
     out.print(runs_table([record], title=f"run {record.id}"))
@@ -191,22 +204,26 @@ def _print_detail(record, spend, events) -> None:
     if placement.get("reason"):
         out.print(f"placement: {placement['reason']}")
     for alt in placement.get("alternatives", []):
-        cost = "-" if alt["expected_cost_usd"] is None else f"${alt['expected_cost_usd']:.4f}"
-        out.print(f"  {alt['shape']:<24} ${alt['price_per_hour']:.4g}/h  expected {cost} ({alt['duration_source']})")
+        out.print(f"  {alt['shape']:<24} {usd_price(alt['price_per_hour'])}/h  expected {usd(alt['expected_cost_usd'])} "
+                  f"({alt['duration_source']})")
     _print_market(out, record, placement)
+    if sweep is not None:
+        out.print(sweep_table(*sweep))
     out.print(f"artifacts: {record.artifacts_dir or '-'}")
     for e in events:
         out.print(f"  {e['at']}  {e['state'] or '':<10} {e['message'] or ''}")
 
 
 def _print_market(out, record, placement) -> None:
+    from ...core.money import usd, usd_price
+
     if placement.get("market_reason"):
         out.print(f"market: {placement['market_reason']}")
     out.print(f"market {record.market} · attempts {record.attempts} · preemptions {record.preemptions} "
               f"· lost {record.lost_s:.1f}s")
     for a in record.extra.get("attempt_log", []):
-        out.print(f"  attempt {a['attempt']} {a['state']:<10} {a['market']:<9} ${a['price_per_hour']:.4g}/h "
-                  f"{a['seconds']:.1f}s ${a['cost_usd']:.6f}, lost {a['lost_s']:.1f}s")
+        out.print(f"  attempt {a['attempt']} {a['state']:<10} {a['market']:<9} {usd_price(a['price_per_hour'])}/h "
+                  f"{a['seconds']:.1f}s {usd(a['cost_usd'])}, lost {a['lost_s']:.1f}s")
 
 
 @app.command()
