@@ -128,13 +128,13 @@ def print_pipeline_record(record: dict[str, Any], as_json: bool) -> None:
     console().print(root)
 
 
-def runs(client: DaemonClient, query: dict[str, Any], as_json: bool) -> None:
+def runs(client: DaemonClient, query: dict[str, Any], as_json: bool, wide: bool = False) -> None:
     records = client.call("GET", "/runs", query=query)
     if as_json:
         return emit(records)
-    from ..reporting.views import runs_table
+    from ..reporting.views import print_table, runs_table
 
-    console().print(runs_table([view(r) for r in records]))
+    print_table(console(), runs_table([view(r) for r in records], wide=wide), wide)
 
 
 def show(client: DaemonClient, run_id: str, as_json: bool, print_detail) -> None:

@@ -76,7 +76,12 @@ def pipeline_run(
 
 
 @pipeline_app.command("runs")
-def pipeline_runs(ctx: typer.Context, name: Optional[str] = typer.Argument(None), as_json: bool = JSON_OPT):
+def pipeline_runs(
+    ctx: typer.Context,
+    name: Optional[str] = typer.Argument(None),
+    wide: bool = typer.Option(False, "--wide", help="Every column in full, however wide the table gets."),
+    as_json: bool = JSON_OPT,
+):
     """Pipeline runs, newest first."""
     from ...runtime.pipeline_runner import PipelineRunner
 
@@ -84,6 +89,6 @@ def pipeline_runs(ctx: typer.Context, name: Optional[str] = typer.Argument(None)
     records = [runner.record(p["id"]) for p in runner.runs.list(pipeline=name)]
     if as_json:
         return emit(records)
-    from ...reporting.views import pipeline_runs_table
+    from ...reporting.views import pipeline_runs_table, print_table
 
-    console().print(pipeline_runs_table(records))
+    print_table(console(), pipeline_runs_table(records, wide=wide), wide)

@@ -141,7 +141,7 @@ def runs(
         query = {"job": job, "state": state.upper() if state else None, "limit": limit,
                  "since": since_dt.isoformat() if since_dt else None}
         try:
-            return thin.runs(client, query, as_json)
+            return thin.runs(client, query, as_json, wide)
         except Unreachable:
             pass
     app_ctx = app_context(ctx)
