@@ -266,6 +266,10 @@ checkpoint_interval: 1s
     assert detail["price_per_hour"] == SPOT_PRICE and "box spot" in detail["placement"]["reason"]
     offers = {(a["shape"], a["market"]) for a in detail["placement"]["alternatives"]}
     assert offers == {("box", "spot"), ("cheap", "on_demand"), ("box", "on_demand")}
+    code, text, err = costwise_in_process(home, "show", record["id"])  # each offer named with its market
+    assert code == 0, err
+    offer_lines = [line.split() for line in text.splitlines() if line.startswith("  box") or line.startswith("  cheap")]
+    assert {(words[0], words[1]) for words in offer_lines} == {("box", "spot"), ("box", "on-demand"), ("cheap", "on-demand")}
     assert record["cost_usd"] == pytest.approx(SPOT_PRICE * record["duration_s"] / 3600)
     # a deadline without slack closes every spot offer: the cheapest on-demand offer, not box's
     code, plain, err = cw(home, "run", "late", "--wait", "--json")
