@@ -4,6 +4,10 @@ A thin adapter over `scheduler`: the inputs are the documents `costwise apply` t
 the same parser and stored by the same catalog code.
 """
 
+from scheduler.core.extras import Extra, require
+
+require("pulumi", Extra.PULUMI, "the costwise Pulumi provider")
+
 from .base import CatalogProvider, ProviderError
 from .kinds import ComputeShapeProvider, JobProvider, PipelineProvider
 from .resources import ComputeShape, ComputeShapeArgs, Job, JobArgs, Pipeline, PipelineArgs

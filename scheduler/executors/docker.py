@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.extras import Extra, require
 from .base import ExitStatus, LaunchSpec, TrackedRuns, Usage
 from .docker_spec import (GIB, HOST_ONLY_ENV, LOG_LABEL, MANAGED_LABEL, RUN_LABEL, DockerError, bind_mounts,
                           container_env, container_name, create, explain)
@@ -69,6 +70,7 @@ class DockerExecutor(TrackedRuns):
     backend = "docker"
 
     def __init__(self, client=None, gpu=GPU, remove: bool = True):
+        require("docker", Extra.DOCKER, "the docker backend")
         self._client = client
         self._gpu = gpu
         self._remove = remove

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
 
 
 class GpuProbe:
@@ -15,11 +18,15 @@ class GpuProbe:
         if self._handles is None:
             try:
                 import pynvml
-
+            except ImportError:  # no costwise[gpu]: sampling stays off, as it does on a host without a GPU
+                log.info("GPU utilization is not sampled: nvidia-ml-py is not installed (pip install 'costwise[gpu]')")
+                self._handles = []
+                return self._handles
+            try:
                 pynvml.nvmlInit()
                 count = pynvml.nvmlDeviceGetCount()
                 self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
-            except Exception:  # ImportError or NVMLError (library not found, no device)
+            except Exception:  # NVMLError (driver library not found, no device)
                 self._handles = []
         return self._handles
 

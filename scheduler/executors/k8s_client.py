@@ -10,6 +10,7 @@ import json
 import os
 
 from ..core.errors import CostwiseError
+from ..core.extras import Extra, require
 
 
 class KubernetesError(CostwiseError):
@@ -35,12 +36,13 @@ def context_namespace() -> str | None:
     path = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
     if os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.exists(path):
         return open(path).read().strip() or None
+    if not any(os.path.exists(p) for p in kubeconfig_path().split(os.pathsep)):
+        return None  # no kubeconfig (KUBECONFIG may list several files): the default namespace
+    config = require("kubernetes.config", Extra.KUBERNETES, "the namespace from the kubeconfig (else --namespace)")
     try:
-        from kubernetes import config
-
         _, current = config.list_kube_config_contexts(config_file=kubeconfig_path())
         return (current or {}).get("context", {}).get("namespace")
-    except Exception:  # no kubeconfig: the default namespace  # noqa: BLE001
+    except Exception:  # a kubeconfig it cannot read: the default namespace  # noqa: BLE001
         return None
 
 

@@ -44,6 +44,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.extras import Extra, require
 from .base import DEFAULT_STOP_GRACE_S, ExitStatus, LaunchSpec, Usage
 from .k8s_client import KubernetesError, api_client, context_namespace, message
 from .k8s_logs import PodLogCopying
@@ -81,6 +82,7 @@ class KubernetesExecutor(PodLogCopying):
 
     def __init__(self, api_client=None, namespace: str | None = None, poll_s: float = 1.0,
                  ttl_s: int = DEFAULT_TTL_S, home_claim: str | None = None):
+        require("kubernetes", Extra.KUBERNETES, "the kubernetes backend")
         self._api = api_client
         self._namespace = namespace or os.environ.get("COSTWISE_K8S_NAMESPACE")
         self.poll_s = poll_s

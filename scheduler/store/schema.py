@@ -27,10 +27,11 @@ from sqlalchemy import (
     inspect,
     text,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.types import TypeDecorator
 
 from ..core.errors import CatalogTooNew
+from ..core.extras import Extra, require
 
 SCHEMA_VERSION = 1
 
@@ -153,6 +154,8 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 60}, pool_size=20, max_overflow=40)
         _sqlite_pragmas(engine)
         return engine
+    if make_url(url).get_driver_name() == "psycopg":
+        require("psycopg", Extra.POSTGRES, "a PostgreSQL catalog (--db postgresql+psycopg://...)")
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 

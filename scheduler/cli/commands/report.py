@@ -8,8 +8,11 @@ from typing import Optional
 import typer
 
 from ...core.errors import SpecError
+from ...core.extras import Extra, require
 from ...core.money import usd
 from ..app import JSON_OPT, app, app_context, console, emit, parse_time_option
+
+COLUMNAR_FORMATS = ("parquet", "focus")
 
 
 @app.command()
@@ -43,6 +46,8 @@ def report(
     if fmt == TABLE:
         built = build_report(app_ctx.store, since_dt, until_dt, group_by, now)
         return emit(built.to_dict()) if as_json else _print_summary(summary_lines(built))
+    if fmt in COLUMNAR_FORMATS:  # written through Arrow
+        require("pyarrow", Extra.FAST_REPORTS, f"--format {fmt}")
     # built before the file (a bad --group-by writes nothing), and reused to write it
     built = build_report(app_ctx.store, since_dt, until_dt, group_by, now) if fmt in FORMATS and not as_json else None
     summary = write_report(app_ctx.store, fmt, out, since_dt, until_dt, group_by, now,
