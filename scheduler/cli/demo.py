@@ -60,7 +60,8 @@ def run_demo(app: AppContext, as_json: bool = False) -> int:
 
     from ..runtime.pipeline_runner import PipelineRunner
     from ..reporting.views import pipeline_tree, runs_table
-    from .demo_story import estimate_lines, money_story, month_lines
+    from ..runtime.estimates import estimate_pipeline_run
+    from .demo_story import money_story, month_lines
 
     out = Console(stderr=as_json, width=None if sys.stdout.isatty() else 170)
     out.print(f"[bold]costwise demo[/] — catalog {app.settings.db_url}")
@@ -69,14 +70,15 @@ def run_demo(app: AppContext, as_json: bool = False) -> int:
               "on-demand list prices, run here as local processes), the retraining pipeline "
               "(prepare → train → evaluate → register | reject) and a runaway job")
     runner = PipelineRunner(app.engine)
-    out.print("\n[bold]estimate[/] before the first run (placement's expected duration and cost per step):")
-    _lines(out, estimate_lines(app.engine, "retrain"))
+    out.print("\n[bold]estimate[/] before the first run (what `costwise pipeline run retrain --estimate` prints):")
+    _estimate(out, estimate_pipeline_run(app.engine, "retrain", force_all=True))
     first = runner.execute(runner.submit("retrain", force_all=True, trigger="demo")["id"])
     out.print("\n[bold]1. full run[/] (every step runs on its own cheapest fitting shape)")
     out.print(pipeline_tree(runner, first))
     rate = _new_learning_rate(runner)
-    out.print("\n[bold]estimate[/] before the second run (durations from the first; prepare's cache hit is not predicted here):")
-    _lines(out, estimate_lines(app.engine, "retrain"))
+    out.print(f"\n[bold]estimate[/] before the second run (learning_rate {rate}: durations from the first run, "
+              "prepare's cache hit foreseen):")
+    _estimate(out, estimate_pipeline_run(app.engine, "retrain", {"learning_rate": rate}))
     second = runner.execute(runner.submit("retrain", {"learning_rate": rate}, trigger="demo")["id"])
     out.print(f"\n[bold]2. learning_rate 0.05 → {rate}[/]: prepare is reused, train / evaluate / register rerun")
     out.print(pipeline_tree(runner, second))
@@ -102,6 +104,14 @@ def run_demo(app: AppContext, as_json: bool = False) -> int:
     ok = ok and all(p["state"] == "SUCCEEDED" for p in month.nights)
     reused = [s["step"] for s in second["steps"] if s["state"] == "CACHED"]
     return 0 if ok and reused == ["prepare"] else 1
+
+
+def _estimate(out, est) -> None:
+    from .estimates import pipeline_estimate_view
+
+    table, lines = pipeline_estimate_view(est)
+    out.print(table)
+    _lines(out, lines)
 
 
 def _lines(out, lines: list[str]) -> None:

@@ -1,42 +1,13 @@
-"""The demo's money: the estimate printed before a run, and what the runs cost, saved by reuse, and
-saved against one shape sized for the pipeline's largest step (the machine a pipeline is often given
-whole). Every figure is read from the engine's placement or the run records."""
+"""The demo's money: what the runs cost, saved by reuse, and saved against one shape sized for the
+pipeline's largest step (the machine a pipeline is often given whole). Every figure is read from the
+run records (the estimate before a run is runtime/estimates.py's, as `--estimate` prints it)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..core.durations import format_duration
-from ..core.money import usd, usd_price
+from ..core.money import usd
 from ..core.runs import CACHED, SKIPPED
-
-
-def estimate_lines(engine, pipeline: str) -> list[str]:
-    """Per step: the shape placement picks, its expected duration (and where that came from), the cost."""
-    from ..core import placement
-    from ..runtime.step_jobs import step_job
-
-    spec = engine.store.require("Pipeline", pipeline)
-    snapshot = engine.shape_index().snapshot(engine.store.in_use_by_shape())
-    lines, total = [], 0.0
-    for step in spec.steps:
-        if step.job_name is None:
-            continue
-        job = step_job(engine.store.require("Job", step.job_name), step, dict(spec.parameters))
-        decision = placement.place(placement.PlacementRequest.for_job(job), snapshot,
-                                   engine.store.duration_history(job.name), engine.clock.now())
-        cand = decision.chosen or decision.cheapest
-        if cand is None:
-            lines.append(f"  {step.name:<9} {decision.reason}")
-            continue
-        if cand.expected_duration_s is None:
-            lines.append(f"  {step.name:<9} {cand.shape:<11} {usd_price(cand.price_per_hour)}/h, duration not known yet")
-            continue
-        total += cand.expected_cost_usd or 0.0
-        lines.append(f"  {step.name:<9} {cand.shape:<11} {usd_price(cand.price_per_hour)}/h × "
-                     f"{format_duration(cand.expected_duration_s)} ({cand.duration_source}) = {usd(cand.expected_cost_usd)}")
-    lines.append(f"  expected total {usd(total)}" + (" for the steps with a known duration" if len(lines) < 4 else ""))
-    return lines
 
 
 @dataclass

@@ -26,19 +26,24 @@ def print_job_estimate(est: JobEstimate, as_json: bool) -> None:
 def print_pipeline_estimate(est: PipelineEstimate, as_json: bool) -> None:
     if as_json:
         return emit(est.public())
+    table, lines = pipeline_estimate_view(est)
+    out = console()
+    out.print(table)
+    for line in lines:
+        out.print(line)
+
+
+def pipeline_estimate_view(est: PipelineEstimate) -> tuple[Table, list[str]]:
+    """The table of steps, then the total line and each step's reason (also what `costwise demo` prints)."""
     table = _table(f"estimate: the next run of {est.pipeline}", COLUMNS)
     for step in est.steps:
         table.add_row(step.step, *_step_cells(step))
-    out = console()
-    out.print(table)
     line = f"total {usd(est.expected_cost_usd)} (p10-p90 {usd(est.p10_usd)}-{usd(est.p90_usd)})"
     if est.saved_usd:
         line += f", {usd(est.saved_usd)} saved by the step cache"
     if est.unknown:
         line += f"; not priced: {', '.join(est.unknown)}"
-    out.print(line)
-    for step in est.steps:
-        out.print(f"  {step.step}: {step.reason}")
+    return table, [line, *(f"  {step.step}: {step.reason}" for step in est.steps)]
 
 
 def _table(title: str, columns) -> Table:
