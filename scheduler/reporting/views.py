@@ -106,8 +106,9 @@ def fit_table(explanation) -> Table:
     for col in ("rank", "shape", "backend", "$/h", "expected duration", "from", "expected cost", "free slots"):
         table.add_column(col)
     for i, c in enumerate(explanation.ranked, 1):
+        shape = c.shape if c.market_reason is None else f"{c.shape} ({str(c.market).replace('_', '-')})"
         table.add_row(
-            str(i), c.shape, c.backend, usd_price(c.price_per_hour), format_duration(c.expected_duration_s),
+            str(i), shape, c.backend, usd_price(c.price_per_hour), format_duration(c.expected_duration_s),
             c.duration_source, money(c.expected_cost_usd), str(c.free_slots),
         )
     return table

@@ -275,3 +275,24 @@ checkpoint_interval: 1s
     code, plain, err = cw(home, "run", "late", "--wait", "--json")
     assert code == 0, err
     assert (plain["shape"], plain["market"]) == ("cheap", "on_demand")
+
+
+def test_shapes_for_a_spot_job_ranks_both_markets(home, project):
+    """`costwise shapes --job` asks what a run of the job would ask: its spot offers are ranked with the rest."""
+    write(project / "spotjob.yaml", """
+kind: Job
+name: spotty
+artifact: stepper.py
+args: ["1"]
+spot: allowed
+checkpoint_interval: 1s
+""")
+    code, _, err = costwise_in_process(home, "apply", str(project / "spotjob.yaml"))
+    assert code == 0, err
+    code, ranked, err = cw(home, "shapes", "--job", "spotty", "--json")
+    assert code == 0, err
+    offers = [(r["shape"], r.get("market")) for r in ranked if r["fits"]]
+    assert ("box", "spot") in offers and ("box", "on_demand") in offers
+    assert offers[0] == ("box", "spot")  # the cheaper market first
+    code, text, err = costwise_in_process(home, "shapes", "--job", "spotty")
+    assert code == 0 and "box (spot)" in text, err

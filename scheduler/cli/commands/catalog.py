@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pathlib import Path
 from typing import Any, Optional
 
@@ -111,10 +113,12 @@ def shapes(
         return _print_shapes(sorted(all_shapes, key=lambda s: (s.price_per_hour, s.name)), as_json, wide)
     job_spec = store.require("Job", job) if job else None
     requirements = parse_fit(fit) if fit else job_spec.requirements
-    req = placement.PlacementRequest(
-        job=job or "?", requirements=requirements, has_image=bool(job_spec and job_spec.image) or fit is not None,
-        declared_duration_s=job_spec.expected_duration if job_spec else None,
-    )
+    if job_spec is not None:  # the request a run of the job would make now: its spot offers and deadline too
+        req = placement.PlacementRequest.for_job(job_spec, queued_at=app_context(ctx).clock.now(),
+                                                 requirements=requirements)
+        req = replace(req, has_image=req.has_image or fit is not None)
+    else:
+        req = placement.PlacementRequest(job="?", requirements=requirements, has_image=True)
     history = store.duration_history(job) if job else {}
     expl = placement.explain(req, all_shapes, store.in_use_by_shape(), history)
     if as_json:
@@ -135,6 +139,7 @@ def _explanation_json(expl) -> list[dict]:
         {"rank": i, "shape": c.shape, "backend": c.backend, "price_per_hour": c.price_per_hour,
          "expected_duration_s": c.expected_duration_s, "duration_source": c.duration_source,
          "expected_cost_usd": c.expected_cost_usd, "free_slots": c.free_slots, "fits": True,
+         **({"market": str(c.market), "market_reason": c.market_reason} if c.market_reason is not None else {}),
          "reason": "cheapest" if i == 1 else f"costs more than {expl.ranked[0].shape}"}
         for i, c in enumerate(expl.ranked, 1)
     ] + [{"shape": n, "fits": False, "reason": "; ".join(p)} for n, p in expl.rejected]

@@ -204,11 +204,10 @@ def _print_detail(record, spend, events, sweep=None) -> None:
     if placement.get("reason"):
         out.print(f"placement: {placement['reason']}")
     for alt in placement.get("alternatives", []):
-        # spot-allowed jobs list each shape's two offers: say which market, at its own price
+        # spot-allowed jobs list each shape's two offers: say which market (price_per_hour is its price)
         market = f" {alt['market'].replace('_', '-')}" if alt.get("market") else ""
-        price = alt.get("effective_price_per_hour") or alt["price_per_hour"]
         closed = "" if alt.get("market_open", True) else f", closed: {alt.get('market_reason')}"
-        out.print(f"  {alt['shape']:<24}{market} {usd_price(price)}/h  expected {usd(alt['expected_cost_usd'])} "
+        out.print(f"  {alt['shape']:<24}{market} {usd_price(alt['price_per_hour'])}/h  expected {usd(alt['expected_cost_usd'])} "
                   f"({alt['duration_source']}{closed})")
     _print_market(out, record, placement)
     if sweep is not None:
