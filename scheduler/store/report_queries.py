@@ -54,11 +54,11 @@ def runs_query(dialect: str, since=None, until=None, labels: Sequence[str] = (),
         _epoch(r.ended_at, dialect).label("ended_epoch"),
         r.duration_s, r.cost_usd, r.saved_usd, r.cache_hit, r.cpu_util_avg, r.mem_peak_bytes, r.gpu_util_avg,
         r.extra[("cache", "result")].as_string().label("cache_result"),  # 'hit' / 'miss' for step cache lookups
-        r.market, r.attempts, r.preemptions, r.lost_s, spot_cost.label("spot_cost_usd"), spot_s.label("spot_s"),
+        r.attempts, r.preemptions, r.lost_s, spot_cost.label("spot_cost_usd"), spot_s.label("spot_s"),
     ]
     cols += [r.labels[key].as_string().label(label_column(key)) for key in labels]
     if detail:
-        cols += [r.id, r.backend, r.price_per_hour, _epoch(r.started_at, dialect).label("started_epoch"),
+        cols += [r.id, r.backend, r.market, r.price_per_hour, _epoch(r.started_at, dialect).label("started_epoch"),
                  cast(r.labels, Text).label("labels_json") if dialect == "sqlite" else r.labels.label("labels_json")]
     query = select(*cols).where(r.ended_at.is_not(None))  # a full-history scan, not an index walk
     if since is not None:
