@@ -19,7 +19,9 @@ COPY pyproject.toml README.md /src/
 COPY scheduler /src/scheduler
 COPY provider /src/provider
 # Compiled at install: the daemon and every CLI call in the container start without recompiling.
-RUN python -m pip install --no-cache-dir ${PIP_ARGS} /src \
+# Every extra the daemon can use (a PostgreSQL catalog, the docker and kubernetes backends, GPU sampling,
+# Arrow reports); not pulumi, which runs where `pulumi up` does.
+RUN python -m pip install --no-cache-dir ${PIP_ARGS} "/src[postgres,docker,kubernetes,gpu,fast-reports]" \
  && rm -rf /src /root/.cache \
  && python -m compileall -q "$(python -c 'import scheduler, os; print(os.path.dirname(scheduler.__file__))')" \
  && echo "costwise:x:10001:10001:costwise:/var/lib/costwise:/sbin/nologin" >> /etc/passwd \
