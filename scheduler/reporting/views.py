@@ -42,8 +42,11 @@ def text_column(table: Table, header: str, wide: bool, justify: str = "left") ->
 
 
 def cut(text: str | None, wide: bool) -> str:
+    """A reason for a table cell: shortened unless wide, and escaped (rich would eat "costwise[docker]")."""
+    from rich.markup import escape
+
     text = text or ""
-    return text if wide or len(text) <= REASON_CUT else text[: REASON_CUT - 1] + "…"
+    return escape(text if wide or len(text) <= REASON_CUT else text[: REASON_CUT - 1] + "…")
 
 
 def print_table(console, table: Table, wide: bool = False) -> None:

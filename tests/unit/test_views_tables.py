@@ -51,3 +51,18 @@ def test_pipeline_runs_keep_ids_and_states():
     text = render(pipeline_runs_table(records), 60)
     assert " p-0123456789 " in text and " SUCCEEDED " in text
     assert REASON in render(pipeline_runs_table(records, wide=True), 60, wide=True)
+
+
+def test_a_reason_with_brackets_is_shown_as_written():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from scheduler.core.runs import FAILED, RunRecord
+    from scheduler.reporting.views import runs_table
+
+    record = RunRecord(id="r-0123456789", job="train", state=FAILED,
+                       reason="launch failed: the docker backend needs costwise[docker]")
+    out = StringIO()
+    Console(file=out, width=200).print(runs_table([record], wide=True))
+    assert "costwise[docker]" in out.getvalue()
