@@ -1,7 +1,26 @@
-"""The Kubernetes Job of a run, as plain data (pure: no client, no I/O). See ``kubernetes`` for the rules.
+"""The Kubernetes Job of a run, as plain data (pure: no client, no I/O).
 
 ``job_manifest`` is what the executor posts and what ``--dry-run`` prints; the tests check it with
-the official client's models.
+the official client's models. The rules:
+
+- ``activeDeadlineSeconds`` = the run's max runtime (the engine enforces it too, by deleting the Job),
+  ``backoffLimit`` = the job's retries, ``ttlSecondsAfterFinished`` (default 1 h), ``restartPolicy: Never``.
+- Requests = the job's requirements, never more than the shape's ``allocatable`` (what a node of it can
+  really give once kubelet and system reservations are taken); limits = the shape's vCPUs and memory,
+  plus ``nvidia.com/gpu`` when the shape has GPUs. Billing stays per shape.
+- Shape labels become the pod's ``nodeSelector``, except labels named ``toleration/<key>`` which become
+  tolerations. Their value is ``[VALUE][:EFFECT]``: ``"present:NoSchedule"`` tolerates
+  ``<key>=present:NoSchedule``, ``":NoSchedule"`` any value of ``<key>`` with that effect, ``""`` any
+  value and effect (operator ``Exists``).
+- A shape with ``kueue_queue``: the Job is created suspended with ``kueue.x-k8s.io/queue-name`` and
+  Kueue's max-execution-time label from the max runtime; Kueue admits it, costwise chose the flavor.
+- Labels ``costwise.io/run-id``, ``costwise.io/job``, ``app.kubernetes.io/managed-by: costwise`` and the
+  job's labels that are valid Kubernetes labels (all of them also in the ``costwise.io/labels``
+  annotation) link Job and pod to the run.
+- Secret env values go into a Secret owned by the Job (``secretKeyRef``), never into the manifest.
+- The run's folders are mounted at the same path: ``hostPath`` volumes by default, or one
+  PersistentVolumeClaim mounted at COSTWISE_HOME when ``home_claim`` / ``COSTWISE_K8S_HOME_CLAIM`` names
+  one. A job mount whose source is ``pvc:NAME`` mounts that claim; other sources are ``hostPath``.
 """
 
 from __future__ import annotations

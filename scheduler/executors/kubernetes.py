@@ -1,33 +1,19 @@
 """Kubernetes: one batch/v1 Job per run, through the official client (kubeconfig or in-cluster).
 
-The Job (built by ``k8s_manifest.job_manifest``, also what ``--dry-run`` prints):
-
-- ``activeDeadlineSeconds`` = the run's max runtime (the engine enforces it too, by deleting the Job),
-  ``backoffLimit`` = the job's retries (Kubernetes retries the pod, so the engine does not:
-  ``retries_itself``), ``ttlSecondsAfterFinished`` (default 1 h) so finished Jobs are cleaned up,
-  ``restartPolicy: Never``.
-- Requests = limits = the **shape's** vCPUs and memory (Guaranteed QoS: the shape is what is paid
-  for), plus ``nvidia.com/gpu`` limits when the shape has GPUs.
-- Shape labels become the pod's ``nodeSelector``, except labels named ``toleration/<key>`` which become
-  tolerations. Their value is ``[VALUE][:EFFECT]``: ``"present:NoSchedule"`` tolerates
-  ``<key>=present:NoSchedule``, ``":NoSchedule"`` any value of ``<key>`` with that effect, ``""`` any
-  value and effect (operator ``Exists``).
-- Labels ``costwise.io/run-id``, ``costwise.io/job``, ``app.kubernetes.io/managed-by: costwise`` and the
-  job's labels that are valid Kubernetes labels (all of them are also in the ``costwise.io/labels``
-  annotation) link Job and pod to the run; ``adopt`` finds the Job by name, else by the run label.
-- Secret env values go into a Secret owned by the Job (``secretKeyRef``), never into the manifest.
-- The run's folders are mounted at the same path: ``hostPath`` volumes by default (a single-node
-  cluster, or COSTWISE_HOME on storage every node mounts), or one PersistentVolumeClaim mounted at
-  COSTWISE_HOME when ``home_claim`` / ``COSTWISE_K8S_HOME_CLAIM`` names one. A job mount whose
-  source is ``pvc:NAME`` mounts that claim; other sources are ``hostPath``.
+The Job is ``k8s_manifest.job_manifest``'s (also what ``--dry-run`` prints; its docstring says what it
+holds): ``activeDeadlineSeconds`` = the run's max runtime, ``backoffLimit`` = the job's retries
+(``retries_itself``), requests = the job's requirements capped at what a node of the shape can give
+(``allocatable``), limits = the shape's size, shape labels as ``nodeSelector`` / tolerations, Kueue's
+suspend and queue labels for a shape with ``kueue_queue``, secret env in a Secret owned by the Job, the
+run's folders as ``hostPath`` volumes or one PersistentVolumeClaim (``COSTWISE_K8S_HOME_CLAIM``).
 
 Status comes from the Job's conditions and its newest pod's container state (exit code, OOMKilled);
 a pod taken away (``DisruptionTarget``, evicted, its node lost) ends the run ``preempted``, and for
 a spot attempt (``preemptible``) already while the Job is active, the Job then deleted so the run's
-next attempt creates a fresh one;
-logs are followed from each pod in turn into the run's log; utilization comes from metrics.k8s.io
-when the cluster serves it (else it is not reported). Cancel deletes the Job (foreground, with the
-grace period) and returns once it is gone. The namespace is ``namespace`` /
+next attempt creates a fresh one. Logs are followed from each pod in turn into the run's log;
+utilization comes from metrics.k8s.io when the cluster serves it (else it is not reported). Cancel
+deletes the Job (foreground, with the grace period) and returns once it is gone. ``adopt`` finds the
+Job by name, else by the ``costwise.io/run-id`` label. The namespace is ``namespace`` /
 ``COSTWISE_K8S_NAMESPACE`` / the kubeconfig context's / ``default``.
 
 Here: launch, polling the Job's status, sampling, cancel and adopt; reaching the API server is
