@@ -32,7 +32,9 @@ from ..store import heartbeat
 from ..store.leader import leader_lock
 from ..store.settings import Settings
 from ..store.store import Store
+from ..runtime import dispatch
 from . import adoption
+from .workers import Workers
 from .api_follow import Changes
 
 log = logging.getLogger("costwise.daemon")
@@ -73,6 +75,7 @@ class Daemon:
         self.changes = Changes()  # what API followers of a run wait on
         self.is_leader = False
         self._supervised: set[str] = set()
+        self.workers = Workers()  # supervisor threads, reused
         self._pipelines: set[str] = set()
         self._lock = threading.Lock()
         self.store: Store | None = None
@@ -227,8 +230,8 @@ class Daemon:
                 log.exception("dispatch round failed")
 
     def dispatch_once(self) -> int:
-        """Start what can start now; returns how many runs were launched."""
-        launched = 0
+        """Start what can start now; returns how many runs were launched. The round places every run
+        it can on one snapshot, then writes all its claims in one transaction (dispatch.claim_all)."""
         for prun in self.store.pipeline_runs.list(state="QUEUED", limit=100):
             self._start_pipeline(prun["id"], resume=False)
         if not self.store.any_queued():
@@ -236,6 +239,7 @@ class Daemon:
         round = self.engine.new_round()
         if not round.has_room():
             return 0  # every slot is taken: nothing queued could start now
+        claims = []
         for run in self.store.queued_oldest_first(limit=DISPATCH_BATCH):
             step = triage(round, run, self.stopping.is_set())
             if step is Triage.STOP:
@@ -243,23 +247,39 @@ class Daemon:
             if step is Triage.CANCEL:
                 self.engine.cancel(run.id, wait=False)
                 continue
+            # reserved before the claim: reconcile never takes a run this thread is about to launch
             if step is Triage.SKIP or not self._reserve(run.id):
                 continue
             held_before = (run.placement or {}).get("reason")
-            # reserved before the claim: reconcile never takes a run this thread is about to launch
-            started = self.engine.try_start(run, round=round, launch=False)
-            if started is not None and started.state == STARTING:
-                log_run("dispatch", started, (started.placement or {}).get("reason"))
-                self._supervise(started, launch=True, reserved=True)
-                launched += 1
+            outcome = dispatch.decide(self.engine, run, round)
+            if isinstance(outcome, dispatch.Claim):
+                claims.append(outcome)
                 continue
-            if started is not None:  # refused (a budget that refuses, nothing that fits): it ended unlaunched
-                log_run("refuse", started, started.reason)
-            elif _gist((run.placement or {}).get("reason")) != _gist(held_before):  # try_start notes a new wait on run
+            if outcome is not None:  # refused (a budget that refuses, nothing that fits): it ended unlaunched
+                log_run("refuse", outcome, outcome.reason)
+            elif _gist((run.placement or {}).get("reason")) != _gist(held_before):  # decide notes a new wait on run
                 log_run("wait", run, run.placement.get("reason"))
-            with self._lock:
-                self._supervised.discard(run.id)
-        return launched
+            self._release(run.id)
+        return self._launch_claimed(claims)
+
+    def _launch_claimed(self, claims: list) -> int:
+        """Claim in one transaction, launch what was claimed (RUNNING written in one more), supervise each."""
+        started = {run.id: run for run in dispatch.claim_all(self.engine, claims)}
+        for claim in claims:
+            if claim.run.id not in started:  # another claimer took the slot, or it left QUEUED: the next round sees
+                self._release(claim.run.id)
+                self.wake.set()
+        for run in started.values():
+            log_run("dispatch", run, (run.placement or {}).get("reason"))
+        launched = dispatch.launch_all(self.engine, [(c.run, c.job) for c in claims if c.run.id in started])
+        self.changes.notify()
+        for run in launched:
+            self._supervise(run, reserved=True)
+        return len(started)
+
+    def _release(self, run_id: str) -> None:
+        with self._lock:
+            self._supervised.discard(run_id)
 
     def _reserve(self, run_id: str) -> bool:
         """Mark a run as supervised here; False if it already is."""
@@ -286,11 +306,10 @@ class Daemon:
             except Exception:  # noqa: BLE001
                 log.exception("supervising %s failed", run.id)
             finally:
-                with self._lock:
-                    self._supervised.discard(run.id)
+                self._release(run.id)
                 self.wake.set()
 
-        threading.Thread(target=watch, name=f"run-{run.id}", daemon=True).start()
+        self.workers.submit(watch, f"run-{run.id}")
 
     def _start_pipeline(self, prun_id: str, resume: bool) -> None:
         with self._lock:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -31,35 +31,48 @@ def new_round(engine: "Engine") -> DispatchRound:
                          load_history=engine.store.duration_history, spent=engine.ledger.spent)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A slot placement chose for a queued run, written with the rest of its round's claims."""
+
+    run: RunRecord  # the run as it reads once claimed: STARTING on its shape, with placement, market, deadline
+    job: JobSpec
+    capacity: int
+    values: dict
+
+
 def try_start(engine: "Engine", run: RunRecord, backends=None, round: DispatchRound | None = None,
               launch: bool = True) -> RunRecord | None:
     """Place and launch a queued run if its shape has room now; None while it must wait.
     With launch=False the run is only placed (STARTING): the caller launches it."""
-    job = JobSpec.model_validate(run.spec)
     round = round or new_round(engine)
-    req = run_request(run, job, backends)
     for _ in range(CLAIM_TRIES):
-        decision = round.decide(run, req, engine.clock.now())
-        if decision.action is Action.REFUSE:
-            return finish_unlaunched(engine, run.id, FAILED, decision.reason)
-        if decision.action is Action.WAIT:
-            if run.placement.get("reason") != decision.reason:
-                run.placement = {"reason": decision.reason}
-                engine.store.update_run(run.id, expect=[QUEUED],  # a placement note, not a move
-                                        placement=run.placement, message=decision.reason)
-            return None
-        placed = _claim(engine, run, job, req, decision, round)
-        if placed is not None:
-            return launch_run(engine, run.id, placed) if launch else placed
+        outcome = decide(engine, run, round, backends)
+        if not isinstance(outcome, Claim):
+            return outcome
+        placed = claim_all(engine, [outcome])
+        if placed:
+            return launch_run(engine, run.id, placed[0], outcome.job) if launch else placed[0]
         if engine.store.get_run(run.id).state != QUEUED:
             return None  # canceled, or started by another supervisor
         round = new_round(engine)
     return None
 
 
-def _claim(engine: "Engine", run: RunRecord, job: JobSpec, req, decision: placement.Decision,
-           round: DispatchRound) -> RunRecord | None:
-    """Claim a slot of the decided shape; the run as claim_slot wrote it (not read back), or None."""
+def decide(engine: "Engine", run: RunRecord, round: DispatchRound, backends=None) -> Claim | RunRecord | None:
+    """Where a queued run goes this round: the Claim to write (its slot taken in the round already),
+    its finished record when it is refused, or None while it waits (a new reason noted on it)."""
+    job = JobSpec.model_validate(run.spec)
+    req = run_request(run, job, backends)
+    decision = round.decide(run, req, engine.clock.now())
+    if decision.action is Action.REFUSE:
+        return finish_unlaunched(engine, run.id, FAILED, decision.reason)
+    if decision.action is Action.WAIT:
+        if run.placement.get("reason") != decision.reason:
+            run.placement = {"reason": decision.reason}
+            engine.store.update_run(run.id, expect=[QUEUED],  # a placement note, not a move
+                                    placement=run.placement, message=decision.reason)
+        return None
     shape = round.index.by_name[decision.shape]
     info = _placement_info(req, decision, round, job, engine.clock.now())
     market = spot_runs.claim_values(run, job, _market(decision, shape.price_per_hour), info)
@@ -67,16 +80,20 @@ def _claim(engine: "Engine", run: RunRecord, job: JobSpec, req, decision: placem
     # preempted run queued again keeps its first claim's (preemptions do not extend max_runtime)
     deadline = run.deadline_at if run.preemptions and run.deadline_at else \
         deadline_from_claim(engine.clock.now(), job.max_runtime)
-    claimed = engine.store.claim_slot(
-        run.id, shape.name, shape.capacity,
-        backend=shape.backend, placement=info, handle=engine.owner, deadline_at=deadline, **market,
-    )
-    if not claimed:
-        return None
-    crash_point("after-claim")
-    round.took(shape.name)
-    return replace(run, state=STARTING, shape=shape.name, backend=shape.backend, placement=info,
-                   handle=engine.owner, deadline_at=deadline, **market)
+    values = dict(backend=shape.backend, placement=info, handle=engine.owner, deadline_at=deadline, **market)
+    round.took(shape.name)  # the rest of the round sees it taken (a claim lost to another claimer ends the round's view)
+    return Claim(replace(run, state=STARTING, shape=shape.name, **values), job, shape.capacity, values)
+
+
+def claim_all(engine: "Engine", claims: list[Claim]) -> list[RunRecord]:
+    """Write a round's claims in one transaction (each compare-and-set on QUEUED and its shape's free
+    slots, as Store.claim_slot); the runs claimed, as written (not read back), in the claims' order."""
+    if not claims:
+        return []
+    won = engine.store.claim_slots([(c.run.id, c.run.shape, c.capacity, c.values) for c in claims])
+    if won:
+        crash_point("after-claim")
+    return [c.run for c in claims if c.run.id in won]
 
 
 def _market(decision: placement.Decision, price_per_hour: float) -> spot.MarketChoice:
@@ -104,28 +121,48 @@ def _alternative(c: placement.Candidate) -> dict:
     return entry
 
 
-def launch_run(engine: "Engine", run_id: str, run: RunRecord | None = None) -> RunRecord:
-    """Start a STARTING run on its shape (``run``: its record when the caller just wrote it)."""
+def launch_run(engine: "Engine", run_id: str, run: RunRecord | None = None, job: JobSpec | None = None) -> RunRecord:
+    """Start a STARTING run on its shape (``run``, ``job``: its record and spec when the caller has them)."""
     run = run or engine.store.get_run(run_id)
-    job = JobSpec.model_validate(run.spec)
+    return launch_all(engine, [(run, job or JobSpec.model_validate(run.spec))])[0]
+
+
+def launch_all(engine: "Engine", runs: list[tuple[RunRecord, JobSpec]]) -> list[RunRecord]:
+    """Start STARTING runs one after the other, then write their moves to RUNNING in one transaction
+    (each compare-and-set on STARTING). A launcher killed between a spawn and that write leaves a
+    STARTING run whose process is found by its wrapper's command line (daemon/adoption.py), as before."""
+    ended, spawned = {}, []
+    for run, job in runs:
+        got = _spawn(engine, run, job)
+        if isinstance(got, RunRecord):
+            ended[run.id] = got
+        else:
+            spawned.append((run, *got))
+    moved = engine.store.update_runs([(run.id, lifecycle.move(STARTING, RUNNING), message, values)
+                                      for run, values, message in spawned])
+    for (run, values, _), ok in zip(spawned, moved):
+        ended[run.id] = replace(run, **values) if ok else engine.store.get_run(run.id)
+    return [ended[run.id] for run, _ in runs]
+
+
+def _spawn(engine: "Engine", run: RunRecord, job: JobSpec) -> RunRecord | tuple[dict, str]:
+    """Start a run's process: the values that make it RUNNING and their event's message, or the
+    run's finished record when it could not start."""
     shape = engine.shape_index().by_name.get(run.shape)
     if shape is None:
-        return finish_unlaunched(engine, run_id, FAILED, f"shape {run.shape!r} was deleted before launch")
+        return finish_unlaunched(engine, run.id, FAILED, f"shape {run.shape!r} was deleted before launch")
     try:
         spec = build_launch(engine.settings, run, job, shape, engine.python_for(shape), create=True,
                             now=engine.clock.now())
         handle = {**engine.owner, **engine.executor(shape.backend).launch(spec)}
     except (CostwiseError, OSError) as exc:
-        return finish_unlaunched(engine, run_id, FAILED, f"launch failed: {exc}")
+        return finish_unlaunched(engine, run.id, FAILED, f"launch failed: {exc}")
     crash_point("after-spawn")
     now = engine.clock.now()
     started = run.started_at or now  # a retry (or a preempted run's next attempt) keeps the first start and deadline
     running = dict(state=RUNNING, started_at=started, deadline_at=run_deadline(run, job, started),
                    handle=handle, artifacts_dir=str(spec.dirs["artifacts"]), **attempts.launch_values(run, now))
-    if engine.store.update_run(run_id, expect=lifecycle.move(STARTING, RUNNING), **running,
-                               message=f"launched on {shape.name} ({shape.backend}), attempt {run.attempt + 1}"):
-        return replace(run, **running)
-    return engine.store.get_run(run_id)
+    return running, f"launched on {shape.name} ({shape.backend}), attempt {run.attempt + 1}"
 
 
 def run_deadline(run: RunRecord, job: JobSpec, started: datetime) -> datetime:

@@ -116,8 +116,8 @@ class Engine:
                   launch: bool = True) -> RunRecord | None:
         return dispatch.try_start(self, run, backends, round, launch)
 
-    def launch(self, run_id: str, run: RunRecord | None = None) -> RunRecord:
-        return dispatch.launch_run(self, run_id, run)
+    def launch(self, run_id: str, run: RunRecord | None = None, job: JobSpec | None = None) -> RunRecord:
+        return dispatch.launch_run(self, run_id, run, job)
 
     def supervise(self, run: RunRecord, progress: Progress | None = None) -> RunRecord:
         return supervise.supervise(self, run, progress)

@@ -61,9 +61,10 @@ def tree_sha256(root: Path) -> str:
     return digest.hexdigest()
 
 
-def copy_tree(source: Path, dest: Path, writable: bool = False) -> str:
+def copy_tree(source: Path, dest: Path, writable: bool = False, sync: bool = True) -> str:
     """Copy a tree into a new folder ``dest`` (links as links), hashing what is copied while it
-    is copied; returns the tree hash of the copy (as tree_sha256 would compute it)."""
+    is copied; returns the tree hash of the copy (as tree_sha256 would compute it). ``sync``: each
+    file is synced before it is renamed into place."""
     digest = hashlib.sha256()
     dest.mkdir()
     out_root = safefs.open_dir(dest)
@@ -78,7 +79,7 @@ def copy_tree(source: Path, dest: Path, writable: bool = False) -> str:
             else:
                 mode = stat.S_IMODE(info.st_mode) | (stat.S_IWUSR if writable else 0)
                 with os.fdopen(safefs.open_regular(name, dir_fd), "rb") as src, \
-                        safefs.atomic_create(out, name, mode) as copy:
+                        safefs.atomic_create(out, name, mode, sync) as copy:
                     body, _ = safefs.copy_hashing(src, copy)
                 os.chmod(name, mode, dir_fd=out)  # the umask narrowed it at creation
             digest.update(_line(rel, info, body))

@@ -233,7 +233,7 @@ class ArtifactStore:
         if os.path.lexists(dest):  # a retry: the last attempt's folder is the job's, not reused
             _remove_tree(dest)
         try:
-            copied = copy_tree(source, dest, writable=True)
+            copied = copy_tree(source, dest, writable=True, sync=False)  # a run's scratch copy: no fsync per launch
         except safefs.UnsafeFile as exc:
             raise AlteredArtifact(f"artifact {digest} in the store was altered: {exc}; apply the job again") from None
         expected = self._read_manifest(digest)

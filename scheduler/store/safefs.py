@@ -118,16 +118,18 @@ def copy_hashing(src: BinaryIO, out: BinaryIO, chunk: int = 1 << 20) -> tuple[st
 
 
 @contextlib.contextmanager
-def atomic_create(dir_fd: int, name: str, mode: int = 0o644) -> Iterator[BinaryIO]:
+def atomic_create(dir_fd: int, name: str, mode: int = 0o644, sync: bool = True) -> Iterator[BinaryIO]:
     """Write ``name`` in the folder ``dir_fd`` whole or not at all: a fresh temp file (never an
-    existing path) renamed over ``name`` once written and synced."""
+    existing path) renamed over ``name`` once written and synced (``sync=False``: a scratch copy
+    that a crash makes worthless anyway, e.g. a run's working copy of its artifact)."""
     tmp = f".{name}.{secrets.token_hex(6)}.tmp"
     fd = os.open(tmp, _CREATE_FLAGS, mode, dir_fd=dir_fd)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

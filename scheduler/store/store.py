@@ -174,34 +174,60 @@ class Store:
     ) -> bool:
         """Change a run; with ``expect``, only if it is in one of those states (compare-and-set), and
         with ``match``, only if those columns still hold those values (e.g. the same attempt)."""
-        cond = db.runs.c.id == run_id
-        if expect is not None:
-            cond = and_(cond, db.runs.c.state.in_(list(expect)))
-        for name, value in (match or {}).items():
-            cond = and_(cond, db.runs.c[name] == value)
+        return self.update_runs([(run_id, expect, message, values)], match)[0]
+
+    def update_runs(self, changes: Sequence[tuple[str, Sequence[str] | None, str | None, dict[str, Any]]],
+                    match: dict[str, Any] | None = None) -> list[bool]:
+        """Several update_run calls (run id, expect, message, values) in one transaction, each its own
+        compare-and-set; whether each changed its run."""
+        if not changes:
+            return []
+        done, events = [], []
         with self.write() as conn:
-            changed = conn.execute(update(db.runs).where(cond), values).rowcount > 0
-            if changed and (message or "state" in values):
-                conn.execute(insert(db.run_events),
-                             {"run_id": run_id, "at": self.clock.now(), "state": values.get("state"), "message": message})
-        return changed
+            now = self.clock.now()
+            for run_id, expect, message, values in changes:
+                cond = db.runs.c.id == run_id
+                if expect is not None:
+                    cond = and_(cond, db.runs.c.state.in_(list(expect)))
+                for name, value in (match or {}).items():
+                    cond = and_(cond, db.runs.c[name] == value)
+                changed = conn.execute(update(db.runs).where(cond), values).rowcount > 0
+                done.append(changed)
+                if changed and (message or "state" in values):
+                    events.append({"run_id": run_id, "at": now, "state": values.get("state"), "message": message})
+            if events:
+                conn.execute(insert(db.run_events), events)
+        return done
 
     def claim_slot(self, run_id: str, shape: str, capacity: int, **values: Any) -> bool:
         """Move a QUEUED run to STARTING on ``shape`` if the shape still has a free slot (atomic)."""
+        return bool(self.claim_slots([(run_id, shape, capacity, values)]))
+
+    def claim_slots(self, claims: Sequence[tuple[str, str, int, dict[str, Any]]]) -> set[str]:
+        """Claims (run id, shape, capacity, values) of one dispatch round in one transaction, each as
+        claim_slot makes it: QUEUED -> STARTING only while its shape still has a free slot, counted
+        once per shape and kept up to date as the claims take slots. Returns the ids claimed."""
+        shapes = sorted({shape for _, shape, _, _ in claims})
+        claimed: set[str] = set()
         with self.write() as conn:
             if conn.dialect.name == "postgresql":
-                conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("costwise-shape:" + shape))))
-            busy = conn.execute(
-                select(func.count()).select_from(db.runs).where(db.runs.c.shape == shape, db.runs.c.state.in_(LIVE_STATES))
-            ).scalar_one()
-            if busy >= capacity:
-                return False
-            cond = and_(db.runs.c.id == run_id, db.runs.c.state == "QUEUED")
-            changed = conn.execute(update(db.runs).where(cond), {**values, "state": "STARTING", "shape": shape}).rowcount
-            if changed:
-                conn.execute(insert(db.run_events),
-                             {"run_id": run_id, "at": self.clock.now(), "state": "STARTING", "message": f"placed on {shape}"})
-            return bool(changed)
+                for shape in shapes:  # in name order: two claimers never wait on each other's locks
+                    conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("costwise-shape:" + shape))))
+            busy = dict(conn.execute(
+                select(db.runs.c.shape, func.count()).where(db.runs.c.shape.in_(shapes), db.runs.c.state.in_(LIVE_STATES))
+                .group_by(db.runs.c.shape)).all())
+            now, events = self.clock.now(), []
+            for run_id, shape, capacity, values in claims:
+                if busy.get(shape, 0) >= capacity:
+                    continue
+                cond = and_(db.runs.c.id == run_id, db.runs.c.state == "QUEUED")
+                if conn.execute(update(db.runs).where(cond), {**values, "state": "STARTING", "shape": shape}).rowcount:
+                    busy[shape] = busy.get(shape, 0) + 1
+                    claimed.add(run_id)
+                    events.append({"run_id": run_id, "at": now, "state": "STARTING", "message": f"placed on {shape}"})
+            if events:
+                conn.execute(insert(db.run_events), events)
+        return claimed
 
     def list_runs(
         self,
