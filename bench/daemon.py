@@ -4,10 +4,10 @@
   minus its scheduled time (exact, from each run's fire key); p50 / p99. The shape has one slot,
   so the figure is the scheduler's, not the launch backlog's.
 - dispatch: 1,000 trivial queued runs (a one-line shell script) taken to SUCCEEDED by a fresh
-  daemon, runs/s (goal >= 50), next to a minimal APScheduler + subprocess loop running the same
-  script 1,000 times with the same concurrency.
+  daemon, runs/s (goal >= 200; also from its first launch, its start left out), next to a minimal APScheduler + subprocess loop running the same
+  script 1,000 times with the same concurrency; the wall per launch over that loop's (goal <= 3 ms).
 - idle: a daemon over a catalog of 50 jobs with daily schedules: RSS and CPU share over 10 s
-  (goals <= 150 MB, <= 1%).
+  (goals <= 100 MB, <= 1%).
 
     python bench/daemon.py [--only lag|dispatch|idle] [--seconds 15] [--json]
 """
@@ -92,7 +92,10 @@ def bench_dispatch(n: int = 1000) -> dict:
             time.sleep(0.05)
         costwise_s = time.perf_counter() - start
         daemon.stop()
-        ok = len(app.store.list_runs(state="SUCCEEDED", limit=None))
+        runs = app.store.list_runs(limit=None)
+        ok = sum(1 for r in runs if r.state == "SUCCEEDED")
+        # the daemon's own start (interpreter, imports, leader lock) left out: first launch to last end
+        busy_s = (max(r.ended_at for r in runs) - min(r.started_at for r in runs)).total_seconds()
         app.close()
         baseline_s = apscheduler_loop(root / "true.sh", n)
     return {
@@ -100,9 +103,13 @@ def bench_dispatch(n: int = 1000) -> dict:
         "dispatch_succeeded": ok,
         "dispatch_concurrency": CONCURRENCY,
         "dispatch_runs_per_s": n / costwise_s,
+        "dispatch_runs_per_s_after_start": n / busy_s,
         "baseline_apscheduler_subprocess_runs_per_s": n / baseline_s,
         "dispatch_vs_baseline_ratio": (n / costwise_s) / (n / baseline_s),
-        "goal_runs_per_s": 50,
+        # wall per launch over the bare loop's (the 14 ms of issue 15 was 1/65 s - 1/938 s)
+        "costwise_ms_per_launch_over_spawn": (busy_s - baseline_s) / n * 1e3,
+        "goal_runs_per_s": 200,
+        "goal_ms_per_launch_over_spawn": 3,
     }
 
 
@@ -143,7 +150,7 @@ def bench_idle(seconds: float = 10.0) -> dict:
         rss = proc.memory_info().rss
         daemon.stop()
     cpu = (after.user + after.system - before.user - before.system) / seconds
-    return {"idle_rss_mb": rss / 2**20, "idle_cpu_percent": cpu * 100, "goal_rss_mb": 150, "goal_cpu_percent": 1}
+    return {"idle_rss_mb": rss / 2**20, "idle_cpu_percent": cpu * 100, "goal_rss_mb": 100, "goal_cpu_percent": 1}
 
 
 def main() -> None:
