@@ -269,12 +269,10 @@ class Daemon:
             if claim.run.id not in started:  # another claimer took the slot, or it left QUEUED: the next round sees
                 self._release(claim.run.id)
                 self.wake.set()
-        for run in started.values():
-            log_run("dispatch", run, (run.placement or {}).get("reason"))
-        launched = dispatch.launch_all(self.engine, [(c.run, c.job) for c in claims if c.run.id in started])
-        self.changes.notify()
-        for run in launched:
-            self._supervise(run, reserved=True)
+        for claim in claims:
+            if claim.run.id in started:
+                log_run("dispatch", claim.run, (claim.run.placement or {}).get("reason"))
+                self._supervise(claim.run, launch=True, reserved=True, job=claim.job)
         return len(started)
 
     def _release(self, run_id: str) -> None:
@@ -289,7 +287,7 @@ class Daemon:
             self._supervised.add(run_id)
             return True
 
-    def _supervise(self, run: RunRecord, launch: bool = False, reserved: bool = False) -> None:
+    def _supervise(self, run: RunRecord, launch: bool = False, reserved: bool = False, job=None) -> None:
         """Watch a run in a thread of its own (launching it there first when asked). A thread that
         dies is logged; the next reconcile finds the run unsupervised and supervises it again."""
         if not reserved and not self._reserve(run.id):
@@ -297,7 +295,7 @@ class Daemon:
 
         def watch():
             try:
-                current = self.engine.launch(run.id, run) if launch else run
+                current = self.engine.launch(run.id, run, job) if launch else run
                 self.changes.notify()
                 if current.state in LIVE_STATES:
                     current = self.engine.supervise(current)
