@@ -6,16 +6,18 @@ one, or with COSTWISE_THIN=0, the commands open the catalog as before."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import urlencode, urlsplit
 
 from ..core.errors import CostwiseError, NotFound, UserError
 from ..store.heartbeat import Beacon, live_beacon
+
+if TYPE_CHECKING:
+    import http.client
 
 TOKEN_ENV = "COSTWISE_API_TOKEN"
 STREAM_READ_TIMEOUT_S = 60.0  # the daemon sends a keep-alive line every few seconds of silence
@@ -32,6 +34,8 @@ class DaemonClient:
         self.beacon, self.token = beacon, token
 
     def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        import http.client  # not at import: --help and the catalog's paths need none of it (ssl, email)
+
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
     def _send(self, method: str, path: str, body: Any, timeout: float) -> http.client.HTTPResponse:

@@ -28,12 +28,23 @@ def _database_errors() -> tuple[type[BaseException], ...]:
     return (OperationalError,)
 
 
+def command():
+    """The click command of the app, its plain options converted without pydantic (coercion.py)."""
+    from typer.main import get_command
+
+    from .coercion import install
+
+    built = get_command(app)
+    install(built)
+    return built
+
+
 def run_cli(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit code; the one place errors become exit codes and
     one line on stderr. Errors not listed here are bugs, and keep their traceback."""
     seen: dict[str, Any] = {}
     try:
-        code = app(args=argv, prog_name="costwise", standalone_mode=False, obj=seen)  # typer.Exit's code
+        code = command()(args=argv, prog_name="costwise", standalone_mode=False, obj=seen)  # typer.Exit's code
         return code if isinstance(code, int) else 0
     except CostwiseError as exc:
         return _refuse(str(exc), exc.exit_code)

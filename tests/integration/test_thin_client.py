@@ -29,7 +29,7 @@ kind: Job
 name: nap
 artifact: nap.py
 """
-HEAVY = ("sqlalchemy", "pandas", "numpy")
+HEAVY = ("sqlalchemy", "pandas", "numpy", "pydantic")  # pydantic: typer's own converters built it (cli/coercion.py)
 
 
 def _project(tmp_path, cli):
@@ -41,23 +41,28 @@ def _project(tmp_path, cli):
     return root
 
 
+def imported(env: dict, args: list[str], modules=HEAVY) -> str:
+    """'CODE [those of modules the command imported] FIRST-CHAR-OF-STDOUT' of the command in a fresh interpreter."""
+    probe = ("import sys, io, contextlib\nfrom scheduler.cli.main import run_cli\n"
+             "out = io.StringIO()\nwith contextlib.redirect_stdout(out):\n    code = run_cli(sys.argv[1:])\n"
+             f"print(code, [m for m in {tuple(modules)!r} if m in sys.modules], out.getvalue()[:1])")
+    proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
 def test_the_thin_path_imports_no_heavy_module(tmp_path, cli, daemons, home):
     _project(tmp_path, cli)
     daemons()
     wait_until(lambda: (home / "daemon.json").exists())
-    probe = ("import sys, io, contextlib\nfrom scheduler.cli.main import run_cli\n"
-             "out = io.StringIO()\nwith contextlib.redirect_stdout(out):\n    code = run_cli(sys.argv[1:])\n"
-             "print(code, [m for m in ('sqlalchemy', 'pandas', 'numpy') if m in sys.modules], out.getvalue()[:1])")
     env = {**os.environ, "COSTWISE_HOME": str(home)}
     env.pop("COSTWISE_DB", None)
     for args in (["runs", "--json"], ["shapes", "--json"], ["run", "hello", "--wait", "--json", "--quiet"]):
-        proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, env=env, timeout=60)
-        assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.startswith("0 [] "), (args, proc.stdout)  # exit 0, no heavy module, JSON printed
+        assert imported(env, args).startswith("0 [] "), args  # exit 0, no heavy module, JSON printed
+    # --help asks nothing of the daemon: not even http.client, nor rich's help renderer
+    assert imported(env, ["--help"], ("http", "rich", *HEAVY)).startswith("0 [] U")
     # without the daemon's beacon the same command opens the catalog (and so imports SQLAlchemy)
-    proc = subprocess.run([sys.executable, "-c", probe, "runs", "--json"], capture_output=True, text=True,
-                          env={**env, "COSTWISE_THIN": "0"}, timeout=60)
-    assert "'sqlalchemy'" in proc.stdout
+    assert "'sqlalchemy'" in imported({**env, "COSTWISE_THIN": "0"}, ["runs", "--json"])
 
 
 def test_thin_answers_equal_the_catalogs(tmp_path, cli, daemons):

@@ -8,9 +8,9 @@ from typing import Optional
 
 import typer
 
-from ..app import app, app_context
+from ..app import app, app_context, typer_app
 
-kueue_app = typer.Typer(no_args_is_help=True, help="Kueue admission for kubernetes shapes.")
+kueue_app = typer_app(help="Kueue admission for kubernetes shapes.")
 app.add_typer(kueue_app, name="kueue")
 
 

@@ -7,12 +7,10 @@ from typing import Optional
 
 import typer
 
-from .. import thin
 from ..app import (QUEUED_WITHOUT_DAEMON, JSON_OPT, app, app_context, console, emit, parse_pairs, print_pipeline_run,
-                   thin_client)
-from ..client import Unreachable
+                   thin_client, typer_app)
 
-pipeline_app = typer.Typer(no_args_is_help=True, help="Run pipelines and look at their runs.")
+pipeline_app = typer_app(help="Run pipelines and look at their runs.")
 app.add_typer(pipeline_app, name="pipeline")
 
 
@@ -39,9 +37,13 @@ def pipeline_run(
 
         est = estimate_pipeline_run(app_context(ctx).engine, name, parse_params(param), force_step, force_all)
         return print_pipeline_estimate(est, as_json)
+    from .. import thin
+
     params = parse_params(param)
     show = not as_json and sys.stderr.isatty()
     if (client := thin_client(ctx)) is not None:
+        from ..client import Unreachable
+
         try:
             thin.check_artifacts(client.call("GET", "/artifacts", query={"pipeline": name}), sync,
                                  lambda: app_context(ctx))

@@ -9,13 +9,12 @@ from typing import Optional
 import typer
 
 from ...core.bounds import RUNS_LIMIT_MAX
-
-RUNS_QUERY_MAX = 10_000  # the most runs GET /runs answers; a longer listing reads the catalog
 from ...core.errors import SpecError, UserError
-from .. import thin
+# thin.py and client.py are imported where a command uses them: `--help` needs neither
 from ..app import (QUEUED_WITHOUT_DAEMON, JSON_OPT, app, app_context, console, emit, parse_pairs,
                    parse_time_option, print_pipeline_run, print_run, thin_client)
-from ..client import Unreachable
+
+RUNS_QUERY_MAX = 10_000  # the most runs GET /runs answers; a longer listing reads the catalog
 
 
 def make_overrides(env, args, shape, max_runtime):
@@ -28,6 +27,7 @@ def make_overrides(env, args, shape, max_runtime):
 def _progress_printer(as_json: bool, log_path, quiet: bool):
     """The job's new output lines (unless quiet) and, on a terminal without --json, a live status line."""
     from ...daemon.api_follow import LogTail
+    from .. import thin
 
     tail, show = LogTail(log_path), thin.line_printer(as_json, quiet)
     status = None
@@ -75,7 +75,11 @@ def run(
         overrides = make_overrides(env, arg, shape, max_runtime)
         return print_job_estimate(estimate_run(app_context(ctx).engine, job, overrides), as_json)
     client = None if dry_run else thin_client(ctx)
+    from .. import thin
+
     if client is not None:
+        from ..client import Unreachable
+
         try:
             thin.check_artifacts(client.call("GET", "/artifacts", query={"job": job}), sync, lambda: app_context(ctx))
             body = {"job": job, "env": parse_pairs(env or [], "env"), "args": list(arg or []), "shape": shape,
@@ -138,6 +142,9 @@ def runs(
     since_dt = parse_time_option("since", since, datetime.now(timezone.utc))
     client = thin_client(ctx)
     if client is not None and limit <= RUNS_QUERY_MAX:
+        from .. import thin
+        from ..client import Unreachable
+
         query = {"job": job, "state": state.upper() if state else None, "limit": limit,
                  "since": since_dt.isoformat() if since_dt else None}
         try:
@@ -157,6 +164,9 @@ def runs(
 def show(ctx: typer.Context, run_id: str = typer.Argument(...), as_json: bool = JSON_OPT):
     """One run in full: placement reasons, usage, cost, events."""
     if (client := thin_client(ctx)) is not None:
+        from .. import thin
+        from ..client import Unreachable
+
         try:
             return thin.show(client, run_id, as_json, _print_detail)
         except Unreachable:
@@ -235,7 +245,8 @@ def logs(ctx: typer.Context, run_id: str = typer.Argument(...), follow: bool = t
     import time
 
     if (client := thin_client(ctx)) is not None:
-        from ..client import resolve_home
+        from .. import thin
+        from ..client import Unreachable, resolve_home
 
         log_path = resolve_home(ctx.find_root().obj.home) / "runs" / run_id / "run.log"
         try:
@@ -265,6 +276,9 @@ def logs(ctx: typer.Context, run_id: str = typer.Argument(...), follow: bool = t
 def cancel(ctx: typer.Context, run_id: str = typer.Argument(...), as_json: bool = JSON_OPT):
     """Cancel a run (or a pipeline run): SIGTERM, then SIGKILL after the job's stop_grace."""
     if (client := thin_client(ctx)) is not None:
+        from .. import thin
+        from ..client import Unreachable
+
         try:
             return thin.cancel(client, run_id, as_json)
         except Unreachable:
