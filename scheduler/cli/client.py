@@ -1,6 +1,6 @@
 """The thin client: with a daemon up on this host, `run`, `pipeline run`, `runs`, `show`, `logs`,
 `cancel` and `shapes` ask its HTTP API instead of opening the catalog, so they import neither
-SQLAlchemy nor pydantic nor numpy (http.client and json only; rich for tables). The daemon is found by
+SQLAlchemy nor pydantic nor numpy (a socket and json: wire.py; rich for tables). The daemon is found by
 its beacon file under COSTWISE_HOME (store/heartbeat.py), written at each heartbeat; without a live
 one, or with COSTWISE_THIN=0, the commands open the catalog as before."""
 
@@ -8,23 +8,31 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 from urllib.parse import urlencode, urlsplit
 
 from ..core.errors import CostwiseError, NotFound, UserError
 from ..store.heartbeat import Beacon, live_beacon
-
-if TYPE_CHECKING:
-    import http.client
+from . import wire
 
 TOKEN_ENV = "COSTWISE_API_TOKEN"
 STREAM_READ_TIMEOUT_S = 60.0  # the daemon sends a keep-alive line every few seconds of silence
+ROUTABLE = re.compile(r"[A-Za-z0-9_.-]+")  # what the API's routes take as a run id or pipeline name
 
 
 class Unreachable(Exception):
-    """The daemon did not answer (gone since its last beat): the command falls back to the catalog."""
+    """The daemon cannot answer (gone since its last beat, or asked of a name its routes cannot carry):
+    the command asks the catalog instead, which answers as it always did."""
+
+
+def segment(name: str) -> str:
+    """``name`` as one segment of an API path; Unreachable when no route takes it (the catalog answers)."""
+    if not ROUTABLE.fullmatch(name):
+        raise Unreachable(f"{name!r} cannot be asked of the API")
+    return name
 
 
 class DaemonClient:
@@ -33,25 +41,21 @@ class DaemonClient:
         self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
         self.beacon, self.token = beacon, token
 
-    def _connection(self, timeout: float) -> http.client.HTTPConnection:
-        import http.client  # not at import: --help and the catalog's paths need none of it (ssl, email)
-
-        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-
-    def _send(self, method: str, path: str, body: Any, timeout: float) -> http.client.HTTPResponse:
+    def _send(self, method: str, path: str, body: Any, timeout: float) -> wire.Response:
         headers = {"Content-Type": "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         payload = None if body is None else json.dumps(body).encode()
-        conn = self._connection(timeout)
         try:
-            conn.request(method, path, body=payload, headers=headers)
+            sock = wire.send(self.host, self.port, method, path, headers, payload, timeout)
         except ConnectionError as exc:  # refused / reset before the request was taken: nothing happened
-            conn.close()
             raise Unreachable(str(exc)) from None
-        response = conn.getresponse()
+        response = wire.answer(sock, f"{method} {path}")
         if response.status >= 400:
-            raise _error(response.status, response.read())
+            try:
+                raise _error(response.status, response.read())
+            finally:
+                response.close()
         return response
 
     def call(self, method: str, path: str, body: Any = None, query: dict | None = None, timeout: float = 30.0) -> Any:
@@ -79,7 +83,7 @@ class DaemonClient:
 
     def follow_run(self, run_id: str, lines: bool, on_line) -> dict:
         """Follow a run to its end (its output lines to ``on_line``); its final public record."""
-        for event in self.stream(f"/runs/{run_id}/follow", {"lines": int(lines)}):
+        for event in self.stream(f"/runs/{segment(run_id)}/follow", {"lines": int(lines)}):
             if event["event"] == "line" and on_line is not None:
                 on_line(event["text"])
             elif event["event"] == "end":

@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from .app import console, emit, print_run
-from .client import DaemonClient, view
+from .client import DaemonClient, segment, view
 
 
 def line_printer(as_json: bool, quiet: bool):
@@ -98,7 +98,7 @@ def run(client: DaemonClient, body: dict[str, Any], wait: bool, quiet: bool, as_
 
 
 def pipeline_run(client: DaemonClient, name: str, body: dict[str, Any], wait: bool, as_json: bool, progress) -> None:
-    record = client.call("POST", f"/pipelines/{name}/runs", body)
+    record = client.call("POST", f"/pipelines/{segment(name)}/runs", body)
     if wait:
         try:
             record = client.follow_pipeline_run(record["id"], progress)
@@ -139,8 +139,8 @@ def runs(client: DaemonClient, query: dict[str, Any], as_json: bool, wide: bool 
 
 def show(client: DaemonClient, run_id: str, as_json: bool, print_detail) -> None:
     if run_id.startswith("p-"):
-        return print_pipeline_record(client.call("GET", f"/pipeline-runs/{run_id}"), as_json)
-    detail = client.call("GET", f"/runs/{run_id}")
+        return print_pipeline_record(client.call("GET", f"/pipeline-runs/{segment(run_id)}"), as_json)
+    detail = client.call("GET", f"/runs/{segment(run_id)}")
     if as_json:
         return emit(detail)
     record = view({**detail, "extra": {"attempt_log": detail.get("attempt_log", [])}})
@@ -157,7 +157,7 @@ def sweep_of(client: DaemonClient, detail: dict[str, Any]):
 
 
 def cancel(client: DaemonClient, run_id: str, as_json: bool) -> None:
-    answer = client.call("POST", f"/runs/{run_id}/cancel", {})
+    answer = client.call("POST", f"/runs/{segment(run_id)}/cancel", {})
     if run_id.startswith("p-"):
         return print_pipeline_record(answer, as_json)
     final = answer if answer["state"] not in ("STARTING", "RUNNING") else client.follow_run(run_id, False, None)
@@ -171,7 +171,7 @@ def logs(client: DaemonClient, log_path: Path, run_id: str, follow: bool) -> Non
         client.follow_run(run_id, lines=True, on_line=line_printer(False, False))
         return
     if not log_path.exists():
-        record = client.call("GET", f"/runs/{run_id}")  # a 404 names an unknown run
+        record = client.call("GET", f"/runs/{segment(run_id)}")  # a 404 names an unknown run
         if record["state"] in ("QUEUED", "STARTING", "RUNNING"):
             raise UserError(f"run {run_id!r} has no log yet (state {record['state']})")
         return

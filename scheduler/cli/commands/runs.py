@@ -131,10 +131,11 @@ def runs(
     as_json: bool = JSON_OPT,
 ):
     """The run history, newest first."""
-    from ...core.runs import ALL_STATES
+    if state:
+        from ...core.runs import ALL_STATES  # only then: it imports secrets and the run record (~10 ms)
 
-    if state and state.upper() not in ALL_STATES:
-        raise SpecError(f"--state {state!r} is not one of {', '.join(ALL_STATES)}", "state", state)
+        if state.upper() not in ALL_STATES:
+            raise SpecError(f"--state {state!r} is not one of {', '.join(ALL_STATES)}", "state", state)
     if not 1 <= limit <= RUNS_LIMIT_MAX:
         raise SpecError(f"--limit {limit} is not between 1 and {RUNS_LIMIT_MAX}", "limit", limit)
     from datetime import datetime, timezone
@@ -246,10 +247,10 @@ def logs(ctx: typer.Context, run_id: str = typer.Argument(...), follow: bool = t
 
     if (client := thin_client(ctx)) is not None:
         from .. import thin
-        from ..client import Unreachable, resolve_home
+        from ..client import Unreachable, resolve_home, segment
 
-        log_path = resolve_home(ctx.find_root().obj.home) / "runs" / run_id / "run.log"
         try:
+            log_path = resolve_home(ctx.find_root().obj.home) / "runs" / segment(run_id) / "run.log"
             return thin.logs(client, log_path, run_id, follow)
         except Unreachable:
             pass
