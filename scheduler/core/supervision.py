@@ -80,8 +80,10 @@ class Cadence:
     next_check: float
 
     @classmethod
-    def starting(cls, mono: float) -> "Cadence":
-        return cls(mono, mono + FIRST_SAMPLE_S, FIRST_SAMPLE_EVERY_S, mono + CANCEL_CHECK_S)
+    def starting(cls, mono: float, samples: bool = True) -> "Cadence":
+        """samples=False: no sample is ever due (the executor samples its runs itself, nobody shows progress)."""
+        first = mono + FIRST_SAMPLE_S if samples else float("inf")
+        return cls(mono, first, FIRST_SAMPLE_EVERY_S, mono + CANCEL_CHECK_S)
 
     def timeout(self, mono: float, remaining_s: float) -> float:
         return max(0.0, min(remaining_s, self.next_sample - mono, self.next_check - mono))
@@ -109,9 +111,10 @@ class Watched:
 
 def watch(clock: Clock, executor: Watchable, handle: dict[str, Any], deadline_at: datetime, *, grace_s: float,
           can_retry: bool, check: Callable[[], Seen], cadence: Cadence,
-          on_sample: Callable[[float], None] | None = None, on_spot: bool = False) -> Watched:
+          on_sample: Callable[[float], None] | None = None, on_spot: bool = False, sample: bool = True) -> Watched:
     """Wait on a live run until something must be recorded; a run stopped here (deadline, cancel) was
-    stopped with ``grace_s`` between the polite signal and the kill (the executor's cancel)."""
+    stopped with ``grace_s`` between the polite signal and the kill (the executor's cancel). With
+    sample=False the executor samples its runs itself: a due sample only reports progress."""
     while True:
         status = executor.wait(handle, cadence.timeout(clock.monotonic(), _remaining(clock, deadline_at)))
         if status is not None:
@@ -126,7 +129,8 @@ def watch(clock: Clock, executor: Watchable, handle: dict[str, Any], deadline_at
             if seen is Seen.FINISHED:
                 return Watched(Outcome.ENDED_ELSEWHERE, None, clock.now())
         if cadence.sample_due(mono):
-            executor.sample(handle)
+            if sample:
+                executor.sample(handle)
             if on_sample:
                 on_sample(mono - cadence.start)
 

@@ -28,6 +28,7 @@ from .base import ExitStatus, LaunchSpec, Usage, capped_grace, redacted_env
 from .gpu import GPU
 from .local_procs import (HAS_CHILDREN_FILES, TIMED_OUT_REASON, LocalRun, alive, descendant_pids, group_alive,
                           peak_rss, psutil_descendants, read_exit_code, run_status)
+from .local_sampler import Sampler
 from .local_stop import LocalStopping
 
 __all__ = ["LocalExecutor", "TIMED_OUT_REASON"]
@@ -35,6 +36,7 @@ __all__ = ["LocalExecutor", "TIMED_OUT_REASON"]
 
 class LocalExecutor(LocalStopping):
     backend = "local"
+    samples_itself = True  # one thread samples every tracked run (local_sampler); supervisors only wait
 
     def __init__(self, gpu=GPU, cgroup_hierarchy: cgroups.Hierarchy | None | bool = True):
         super().__init__()
@@ -44,6 +46,7 @@ class LocalExecutor(LocalStopping):
             cgroups.sweep_stale(self._cgroups)  # what a crash left; nothing is tracked yet
         # without cgroups, orphans that double-fork away re-parent to us, not to init
         self._subreaper = self._cgroups is None and cgroups.become_subreaper()
+        self._sampler = Sampler(self._sample_tracked)
 
     # -- launch --------------------------------------------------------------------------------
     def launch(self, spec: LaunchSpec) -> dict[str, Any]:
@@ -109,7 +112,7 @@ class LocalExecutor(LocalStopping):
     def _track(self, handle, owned: bool, root) -> LocalRun:
         tracked = LocalRun(
             pid=handle["pid"], run_id=handle["run_id"], vcpus=handle["vcpus"], gpus=handle.get("gpus", 0),
-            owned=owned, root=root, started=time.monotonic(),
+            owned=owned, root=root, started=time.monotonic(), cgroup=handle.get("cgroup"),
         )
         try:
             tracked.pidfd = os.pidfd_open(handle["pid"])
@@ -118,6 +121,7 @@ class LocalExecutor(LocalStopping):
         tracked.procs[root.pid] = root
         with self._lock:
             self._runs[handle["run_id"]] = tracked
+        self._sampler.add(tracked)
         return tracked
 
     # -- waiting -------------------------------------------------------------------------------
@@ -162,6 +166,10 @@ class LocalExecutor(LocalStopping):
         return self._finish(tracked, handle, code)
 
     def _finish(self, tracked: LocalRun, handle, code: int | None) -> ExitStatus:
+        with tracked.lock:  # not while the sampler thread reads the run's processes
+            return self._finish_locked(tracked, handle, code)
+
+    def _finish_locked(self, tracked: LocalRun, handle, code: int | None) -> ExitStatus:
         tracked.ended = time.monotonic()
         # background processes the run left in its group, cgroup or tree: nobody pays for them,
         # so stop them (a full scan by run id is kept for timeouts and cancels)
@@ -192,12 +200,26 @@ class LocalExecutor(LocalStopping):
 
     # -- utilization ---------------------------------------------------------------------------
     def sample(self, handle: dict[str, Any]) -> None:
+        """Sample one run now (the sampler thread samples every tracked run on its own cadence)."""
         tracked = self._get(handle)
-        if tracked is None or tracked.final is not None or tracked.root is None:
-            return
+        if tracked is not None:
+            self._sample_tracked(tracked)
+
+    def _sample_tracked(self, tracked: LocalRun) -> bool:
+        """Add a sample of the run's tree to its usage; False once it ended or is no longer tracked."""
+        with self._lock:
+            current = self._runs.get(tracked.run_id) is tracked
+        if not current or tracked.final is not None or tracked.root is None:
+            return False
+        with tracked.lock:
+            if tracked.final is None:
+                self._sample_tree(tracked)
+        return tracked.final is None
+
+    def _sample_tree(self, tracked: LocalRun) -> None:
         tree = [tracked.root]
-        if handle.get("cgroup"):  # the job and whatever it started, escapees included; not the watchdog
-            pids = cgroups.pids(handle["cgroup"])
+        if tracked.cgroup:  # the job and whatever it started, escapees included; not the watchdog
+            pids = cgroups.pids(tracked.cgroup)
         else:
             pids = descendant_pids(tracked.root.pid) if HAS_CHILDREN_FILES else psutil_descendants(tracked.root)
             pids += self._orphans()

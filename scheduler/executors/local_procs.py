@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from dataclasses import dataclass, field
 
 import psutil
@@ -31,7 +32,9 @@ class LocalRun:
     owned: bool  # our child: reaped with wait4 (which also gives its CPU time)
     root: psutil.Process | None
     started: float
+    cgroup: str | None = None
     pidfd: int | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)  # a sample and the run's end, one at a time
     procs: dict[int, psutil.Process] = field(default_factory=dict)
     cpu_s: float = 0.0
     mem_peak: int = 0

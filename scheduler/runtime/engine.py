@@ -119,8 +119,8 @@ class Engine:
     def launch(self, run_id: str, run: RunRecord | None = None, job: JobSpec | None = None) -> RunRecord:
         return dispatch.launch_run(self, run_id, run, job)
 
-    def supervise(self, run: RunRecord, progress: Progress | None = None) -> RunRecord:
-        return supervise.supervise(self, run, progress)
+    def supervise(self, run: RunRecord, progress: Progress | None = None, job: JobSpec | None = None) -> RunRecord:
+        return supervise.supervise(self, run, progress, job)
 
     def run_to_completion(self, run: RunRecord, progress: Progress | None = None, poll_s: float = 0.25,
                           backends=None) -> RunRecord:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -23,8 +24,9 @@ if TYPE_CHECKING:
 
 
 def finish(engine: "Engine", run: RunRecord, executor, status: ExitStatus, state: str | None = None,
-           reason: str | None = None) -> RunRecord:
-    """Record the end of a run the executor saw end (its usage read before the handle is dropped)."""
+           reason: str | None = None, job: JobSpec | None = None) -> RunRecord:
+    """Record the end of a run the executor saw end (its usage read before the handle is dropped;
+    ``job``: its spec when the caller has it validated)."""
     if state is None and status.is_preempted and _still_this_spot_attempt(engine, run):
         executor.forget(run.handle)  # the market ended this attempt (container killed, pod disrupted)
         return spot_runs.requeue(engine, run, engine.clock.now())
@@ -33,7 +35,7 @@ def finish(engine: "Engine", run: RunRecord, executor, status: ExitStatus, state
         reason = None if state == SUCCEEDED else status.reason
     usage = executor.usage(run.handle)
     executor.forget(run.handle)
-    return record_end(engine, run, state, reason, status.exit_code, usage)
+    return record_end(engine, run, state, reason, status.exit_code, usage, job=job)
 
 
 def _still_this_spot_attempt(engine: "Engine", run: RunRecord) -> bool:
@@ -45,7 +47,9 @@ def _still_this_spot_attempt(engine: "Engine", run: RunRecord) -> bool:
 
 
 def record_end(engine: "Engine", run: RunRecord, state: str, reason: str | None, exit_code=None, usage=None,
-               ended_at: datetime | None = None) -> RunRecord:
+               ended_at: datetime | None = None, job: JobSpec | None = None) -> RunRecord:
+    """Write results.json, then the end (compare-and-set on the states it may come from); the record
+    returned is ``run`` with what was written, not read back, unless another recorder won."""
     now = ended_at or engine.clock.now()
     if state in (SUCCEEDED, FAILED) and spot_runs.marked_preempted(engine, run):
         # the market ended it (`costwise preempt`), whoever saw it end: not the run's end, an attempt's
@@ -62,20 +66,22 @@ def record_end(engine: "Engine", run: RunRecord, state: str, reason: str | None,
         final.update(cpu_util_avg=usage.cpu_util_avg, mem_peak_bytes=usage.mem_peak_bytes,
                      gpu_util_avg=usage.gpu_util_avg)
     if run.artifacts_dir:
-        dirs = run_dirs(engine.settings, run, JobSpec.model_validate(run.spec))
+        job = job or JobSpec.model_validate(run.spec)
+        dirs = run_dirs(engine.settings, run, job)
         write_results(dirs["artifacts"] / "results.json", build_results(run, final, dirs))
     changed = engine.store.update_run(run.id, expect=lifecycle.sources(state), message=reason or state.lower(),
                                       **final)
-    record = engine.store.get_run(run.id)
-    if changed:
-        tell_finished(engine, record)
+    if not changed or (state == CANCELED and run.cancel_requested_at is None):
+        return engine.store.get_run(run.id)  # another recorder's end, or a cancel request this record lacks
+    record = replace(run, **final)
+    tell_finished(engine, record, job)
     return record
 
 
-def tell_finished(engine: "Engine", record: RunRecord) -> None:
+def tell_finished(engine: "Engine", record: RunRecord, job: JobSpec | None = None) -> None:
     """Once per run, by whoever recorded its end: lifecycle hooks, then listeners (metrics)."""
     if record.pipeline_run is None and record.spec:
-        engine.hooks.fire(JobSpec.model_validate(record.spec).hooks, record.state, record.public(),
+        engine.hooks.fire((job or JobSpec.model_validate(record.spec)).hooks, record.state, record.public(),
                           f"run {record.id}")
     for listener in engine.listeners:
         try:

@@ -25,22 +25,25 @@ if TYPE_CHECKING:
 Progress = Callable[[RunRecord, float], None]
 
 
-def supervise(engine: "Engine", run: RunRecord, progress: Progress | None = None) -> RunRecord:
+def supervise(engine: "Engine", run: RunRecord, progress: Progress | None = None,
+              job: JobSpec | None = None) -> RunRecord:
     """Watch a running run until it ends: deadline, cancel requests, samples, retries (core/supervision.py)."""
     crash_point("supervise")
     clock, executor = engine.clock, engine.executor(run.backend)
-    job = JobSpec.model_validate(run.spec)
+    job = job or JobSpec.model_validate(run.spec)
     timed_out = f"max runtime {format_duration(job.max_runtime)} reached"
     if run.deadline_at is None:  # written by an older version: never supervise without one
         run = replace(run, deadline_at=run_deadline(run, job, clock.now()))
-    cadence = Cadence.starting(clock.monotonic())
+    # an executor that samples its runs itself (local: one thread for all) is not woken to sample
+    sampled_here = not getattr(executor, "samples_itself", False)
+    cadence = Cadence.starting(clock.monotonic(), samples=sampled_here or progress is not None)
     while True:
         # a preempted attempt is no failure: it spends no retry (k8s retries itself: backoffLimit)
         can_retry = run.attempt - run.preemptions < job.retries and not getattr(executor, "retries_itself", False)
         watched = watch(clock, executor, run.handle, run.deadline_at, grace_s=capped_grace(job.stop_grace),
                         can_retry=can_retry, check=lambda: _seen(engine, run.id), cadence=cadence,
                         on_sample=(lambda elapsed: progress(run, elapsed)) if progress else None,
-                        on_spot=run.market is Market.SPOT)
+                        on_spot=run.market is Market.SPOT, sample=sampled_here)
         outcome, status = watched.outcome, watched.status
         if outcome is Outcome.RETRY and not marked_preempted(engine, run):
             run = _retry(engine, run, status)
@@ -48,12 +51,12 @@ def supervise(engine: "Engine", run: RunRecord, progress: Progress | None = None
         if outcome is Outcome.ENDED_ELSEWHERE:
             return engine.store.get_run(run.id)
         if outcome in (Outcome.WATCHDOG, Outcome.DEADLINE):
-            return finish(engine, run, executor, status, TIMED_OUT, timed_out)
+            return finish(engine, run, executor, status, TIMED_OUT, timed_out, job)
         if outcome is Outcome.CANCEL and marked_preempted(engine, run):
             return finish(engine, run, executor, status)  # recorded as PREEMPTED and queued again
         if outcome is Outcome.CANCEL:
-            return finish(engine, run, executor, status, CANCELED, "canceled by request")
-        return finish(engine, run, executor, status)  # EXITED, or PREEMPTED: finish queues it again
+            return finish(engine, run, executor, status, CANCELED, "canceled by request", job)
+        return finish(engine, run, executor, status, job=job)  # EXITED, or PREEMPTED: finish queues it again
 
 
 def _seen(engine: "Engine", run_id: str) -> Seen:
