@@ -22,9 +22,8 @@ import time
 from datetime import datetime, timezone
 
 from ..core.clock import Clock, SystemClock
-from ..core.daemon_round import Triage, triage
 from ..core.errors import CostwiseError, UserError
-from ..core.runs import LIVE_STATES, STARTING, RunRecord
+from ..core.runs import LIVE_STATES, RunRecord
 from ..runtime.engine import Engine
 from ..runtime.finish import owner_alive
 from ..runtime.pipeline_runner import PipelineRunner
@@ -32,19 +31,17 @@ from ..store import heartbeat
 from ..store.leader import leader_lock
 from ..store.settings import Settings
 from ..store.store import Store
-from ..runtime import dispatch
 from . import adoption
+from .dispatching import Dispatching
 from .workers import Workers
 from .api_follow import Changes
 
 log = logging.getLogger("costwise.daemon")
 HEARTBEAT_S = 1.0
-DISPATCH_BATCH = 200  # oldest queued runs looked at per dispatch round
-DEBOUNCE_S = 0.02  # fires and finishes close together are dispatched for in one round
 RECONCILE_S = 5.0
 
 
-class Daemon:
+class Daemon(Dispatching):
     def __init__(
         self,
         settings: Settings,
@@ -216,99 +213,6 @@ class Daemon:
             log.warning("schedule of %s %s not started: %s", kind.lower(), name, exc)
         self.wake.set()
 
-    # -- dispatch ------------------------------------------------------------------------------
-    def _dispatch_loop(self) -> None:
-        while not self.stopping.is_set():
-            if self.clock.wait(self.wake, self.poll_s):
-                self.clock.sleep(DEBOUNCE_S)
-            self.wake.clear()
-            if self.stopping.is_set():
-                return
-            try:
-                self.dispatch_once()
-            except Exception:  # noqa: BLE001 - keep dispatching; the next round retries
-                log.exception("dispatch round failed")
-
-    def dispatch_once(self) -> int:
-        """Start what can start now; returns how many runs were launched. The round places every run
-        it can on one snapshot, then writes all its claims in one transaction (dispatch.claim_all)."""
-        for prun in self.store.pipeline_runs.list(state="QUEUED", limit=100):
-            self._start_pipeline(prun["id"], resume=False)
-        if not self.store.any_queued():
-            return 0
-        round = self.engine.new_round()
-        if not round.has_room():
-            return 0  # every slot is taken: nothing queued could start now
-        claims = []
-        for run in self.store.queued_oldest_first(limit=DISPATCH_BATCH):
-            step = triage(round, run, self.stopping.is_set())
-            if step is Triage.STOP:
-                break
-            if step is Triage.CANCEL:
-                self.engine.cancel(run.id, wait=False)
-                continue
-            # reserved before the claim: reconcile never takes a run this thread is about to launch
-            if step is Triage.SKIP or not self._reserve(run.id):
-                continue
-            held_before = (run.placement or {}).get("reason")
-            outcome = dispatch.decide(self.engine, run, round)
-            if isinstance(outcome, dispatch.Claim):
-                claims.append(outcome)
-                continue
-            if outcome is not None:  # refused (a budget that refuses, nothing that fits): it ended unlaunched
-                log_run("refuse", outcome, outcome.reason)
-            elif _gist((run.placement or {}).get("reason")) != _gist(held_before):  # decide notes a new wait on run
-                log_run("wait", run, run.placement.get("reason"))
-            self._release(run.id)
-        return self._launch_claimed(claims)
-
-    def _launch_claimed(self, claims: list) -> int:
-        """Claim in one transaction, launch what was claimed (RUNNING written in one more), supervise each."""
-        started = {run.id: run for run in dispatch.claim_all(self.engine, claims)}
-        for claim in claims:
-            if claim.run.id not in started:  # another claimer took the slot, or it left QUEUED: the next round sees
-                self._release(claim.run.id)
-                self.wake.set()
-        for claim in claims:
-            if claim.run.id in started:
-                log_run("dispatch", claim.run, (claim.run.placement or {}).get("reason"))
-                self._supervise(claim.run, launch=True, reserved=True, job=claim.job)
-        return len(started)
-
-    def _release(self, run_id: str) -> None:
-        with self._lock:
-            self._supervised.discard(run_id)
-
-    def _reserve(self, run_id: str) -> bool:
-        """Mark a run as supervised here; False if it already is."""
-        with self._lock:
-            if run_id in self._supervised:
-                return False
-            self._supervised.add(run_id)
-            return True
-
-    def _supervise(self, run: RunRecord, launch: bool = False, reserved: bool = False, job=None) -> None:
-        """Watch a run in a thread of its own (launching it there first when asked). A thread that
-        dies is logged; the next reconcile finds the run unsupervised and supervises it again."""
-        if not reserved and not self._reserve(run.id):
-            return
-
-        def watch():
-            try:
-                current = self.engine.launch(run.id, run, job) if launch else run
-                self.changes.notify()
-                if current.state in LIVE_STATES:
-                    current = self.engine.supervise(current)
-                if current.finished:
-                    log_run("end", current, current.reason or f"exit code {current.exit_code}")
-            except Exception:  # noqa: BLE001
-                log.exception("supervising %s failed", run.id)
-            finally:
-                self._release(run.id)
-                self.wake.set()
-
-        self.workers.submit(watch, f"run-{run.id}")
-
     def _start_pipeline(self, prun_id: str, resume: bool) -> None:
         with self._lock:
             if prun_id in self._pipelines:
@@ -352,18 +256,6 @@ class Daemon:
     def adopt(self, run: RunRecord) -> None:
         """Supervise a live run nobody watches, or record how it ended (see adoption.py)."""
         adoption.adopt(self, run)
-
-
-def log_run(event: str, run: RunRecord, reason: str | None) -> None:
-    """One INFO line per dispatch, wait (when its reason changes), refusal and end, greppable by key."""
-    log.info("%s run=%s job=%s state=%s shape=%s market=%s reason=%s", event, run.id, run.job, run.state,
-             run.shape or "-", run.market or "-", reason or "-")
-
-
-def _gist(reason: str | None) -> str | None:
-    """What a wait is, without its figures ("held by budget 'ml'" of "held by budget 'ml': $0.4 spent..."):
-    a hold whose amounts move every round is logged once, a new kind of wait again."""
-    return reason.split(":", 1)[0] if reason else reason
 
 
 def daemon_url(store, max_age_s: float = 5.0) -> str | None:
