@@ -89,7 +89,7 @@ def build_launch(
     ``now`` (the caller's clock) gives the time left to the run's deadline."""
     dirs = run_dirs(settings, run, job)
     if create:
-        for key in ("artifacts", "input", "output", "checkpoint"):
+        for key in ("root", "artifacts", "input", "output", "checkpoint"):  # the root first: no failed mkdir
             dirs[key].mkdir(parents=True, exist_ok=True)
         ArtifactStore(settings.artifacts_root).checkout(job.artifact_hash, dirs["work"])
         secrets = resolve_secrets(job)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import statistics
 import threading
 from datetime import datetime
 from typing import Any, Iterable, Iterator, Sequence
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -163,7 +164,7 @@ class Store:
 
     def get_run(self, run_id: str) -> RunRecord:
         with self.engine.connect() as conn:
-            row = conn.execute(select(db.runs).where(db.runs.c.id == run_id)).first()
+            row = conn.execute(_GET_RUN, {"_run_id": run_id}).first()
         if row is None:
             raise NotFound(f"run {run_id!r} is not in the history")
         return _record(row)
@@ -186,12 +187,7 @@ class Store:
         with self.write() as conn:
             now = self.clock.now()
             for run_id, expect, message, values in changes:
-                cond = db.runs.c.id == run_id
-                if expect is not None:
-                    cond = and_(cond, db.runs.c.state.in_(list(expect)))
-                for name, value in (match or {}).items():
-                    cond = and_(cond, db.runs.c[name] == value)
-                changed = conn.execute(update(db.runs).where(cond), values).rowcount > 0
+                changed = conn.execute(_update_statement(expect, match), {**values, "_run_id": run_id}).rowcount > 0
                 done.append(changed)
                 if changed and (message or "state" in values):
                     events.append({"run_id": run_id, "at": now, "state": values.get("state"), "message": message})
@@ -220,8 +216,8 @@ class Store:
             for run_id, shape, capacity, values in claims:
                 if busy.get(shape, 0) >= capacity:
                     continue
-                cond = and_(db.runs.c.id == run_id, db.runs.c.state == "QUEUED")
-                if conn.execute(update(db.runs).where(cond), {**values, "state": "STARTING", "shape": shape}).rowcount:
+                if conn.execute(_update_by_id(("QUEUED",)),
+                                {**values, "state": "STARTING", "shape": shape, "_run_id": run_id}).rowcount:
                     busy[shape] = busy.get(shape, 0) + 1
                     claimed.add(run_id)
                     events.append({"run_id": run_id, "at": now, "state": "STARTING", "message": f"placed on {shape}"})
@@ -326,6 +322,26 @@ class Store:
                     )
                 ).scalar_one()
             return count
+
+
+# the statements of the hot paths (a dispatch, a launch, an end), built once: building a WHERE
+# clause costs more than SQLAlchemy's cached compile of it
+_BY_ID = db.runs.c.id == bindparam("_run_id")
+_GET_RUN = select(db.runs).where(_BY_ID)
+
+
+@functools.lru_cache(maxsize=64)
+def _update_by_id(expect: tuple[str, ...] | None):
+    """UPDATE runs by id (with ``expect``, only in those states: a handful of sets, each built once)."""
+    statement = update(db.runs).where(_BY_ID)
+    return statement if expect is None else statement.where(db.runs.c.state.in_(expect))
+
+
+def _update_statement(expect: Sequence[str] | None, match: dict[str, Any] | None):
+    statement = _update_by_id(None if expect is None else tuple(expect))
+    if not match:  # (only while those columns hold those values)
+        return statement
+    return statement.where(*(db.runs.c[name] == value for name, value in match.items()))
 
 
 def _stored_spec(doc: Any, kind: str, name: str) -> Spec:
