@@ -99,8 +99,11 @@ def write_results(path: Path, results: dict[str, Any]) -> bool:
     a finished run must still be recorded."""
     data = json.dumps(results, indent=2, sort_keys=True, default=str).encode()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        folder = safefs.open_dir(path.parent)
+        try:
+            folder = safefs.open_dir(path.parent)
+        except FileNotFoundError:  # (made at launch: a mkdir per end only when the job removed it)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            folder = safefs.open_dir(path.parent)
         try:
             # renamed into place whole, not fsynced: the run's end is durable in the store, and this
             # summary hashes outputs the job wrote without fsync, so a power loss that ate it ate them
