@@ -307,7 +307,8 @@ class CostwisePolicy(Policy):
             req = self.requests[job.idx] = PlacementRequest(
                 job=self.world.trace.class_names[job.klass], requirements=job.req, max_wait_s=self.max_wait_s,
                 queued_at=EPOCH + timedelta(seconds=job.arrival), in_flight=self.flying.setdefault(job.klass, {}),
-                scaling_prior=self._fleet_scaling(), slope_prior=self._fleet_slope())
+                scaling_prior=self._fleet_scaling(),  # the slope: None (the core's default) until a job's runs spoke
+                slope_prior=self._fleet_slope() if self.slopes else None)
         return req
 
     def _expected_waits(self, job: Job, now: float) -> None:

@@ -296,3 +296,14 @@ def scaling_weight(classes: Mapping[int, list[float]], prior_var: list[float], l
     log_bf = _log_evidence_scaling(classes, prior_var, log_speed, slope_mean) - _log_evidence_flat(classes)
     log_odds = max(min(log_bf + math.log(scaling_prior / (1.0 - scaling_prior)), 700.0), -700.0)
     return 1.0 / (1.0 + math.exp(-log_odds))
+
+
+def relative_log_seconds(columns: PriorColumns, view_class: np.ndarray, scaling_prior: float = SCALING_PRIOR,
+                         slope_mean: float = SLOPE_MEAN) -> np.ndarray:
+    """Per view shape, the log of a job's expected seconds there relative to its unknown base (a job
+    with neither runs nor a declared duration): the two hypotheses' mixture as in ``fit``, with the
+    base (the same on every shape) left out, so it ranks shapes by cost but says no duration."""
+    x = -columns.class_log_speed
+    scaled = slope_mean * x + 0.5 * (columns.class_prior_var + SLOPE_SD**2 * x * x)
+    w = min(max(scaling_prior, 1e-6), 1.0 - 1e-6)
+    return np.logaddexp(scaled + math.log(w), math.log(1.0 - w))[view_class]

@@ -11,8 +11,13 @@ ranked by an optimistic cost, ``EXPLORE_Z`` standard deviations of its class's s
 expected cost (a lower confidence bound; of the "job scales" hypothesis's part of the expected cost
 only, see ``duration_model``). It is tried when that beats the incumbent; each run there
 narrows the bound, and after ``EXPLORE_RUNS`` runs it competes on its expected cost alone -- so
-exploration stops where it keeps losing. A job without any history is not explored with (its first
-run goes where the prior says).
+exploration stops where it keeps losing. A job without any history is not explored with: its first
+run goes by price. Its next runs while the first are still running (a job whose runs overlap) go
+where the prior's speed-ups say they are cheapest (the unknown base duration cancels in the
+ranking) -- but only where the caller has learned that its fleet's jobs follow the prior's order
+(``slope_prior`` > 0): otherwise they would all follow the price order to the cheapest, often
+slowest, hardware before the first result comes back, and where the prior's order is wrong for a
+fleet they would follow it instead.
 
 Wait or spill: when the cheapest expected shape is full, the snapshot's ``expected_wait_s`` (from
 the caller: the runs ahead and the running runs' expected remaining time, ``expected_wait``) says
@@ -52,6 +57,8 @@ EXPLORE_Z = 0.6
 EXPLORE_RUNS = 2
 MIN_SAVING = 0.05  # below 5 % the estimates' own error is larger than the saving
 VALUE_OF_TIME_PER_HOUR = 0.0
+PRICE_ORDER = "none (price order)"
+PRIOR_ORDER = "none (price and the prior's speed-ups)"
 LINDY = 1.0  # a run past its expected end is expected to last as long again as it already has
 
 
@@ -85,7 +92,7 @@ class Estimates:
         self.index, self.view = index, fit_view(req, index)
         entries = dm.history_entries(history, index.position) if history else []
         view = self.view
-        self.fit = None
+        self.fit, self.relative = None, False  # relative: ranked by price and the prior, no duration known
         if len(view.pos) and (entries or req.declared_duration_s is not None):
             scaling = dm.SCALING_PRIOR if req.scaling_prior is None else req.scaling_prior
             slope = dm.SLOPE_MEAN if req.slope_prior is None else req.slope_prior
@@ -93,6 +100,8 @@ class Estimates:
                               req.declared_duration_s, scaling, slope, explore_z=EXPLORE_Z, explore_runs=EXPLORE_RUNS)
         if self.fit is None:
             self.cost = self.optimistic = view.log_price
+            if len(view.pos) and not entries and req.declared_duration_s is None:
+                self._while_the_first_runs(req, index)
         else:
             self.cost = view.log_price + self.fit.mu
             self.optimistic = self.cost
@@ -105,6 +114,18 @@ class Estimates:
             self.markets = MarketOffers(req, index, view.pos, None if self.fit is None else self.fit.mu, now)
             self.listed, self.cost, self.optimistic = self.markets.expand(self.cost, self.optimistic)
             self.pos = view.pos[self.markets.shape_rows()]
+
+    def _while_the_first_runs(self, req: PlacementRequest, index: ShapeIndex) -> None:
+        """A job without a known duration whose first runs are still running: rank by price and the
+        prior's speed-ups, where the fleet says its jobs follow the prior (see the module docstring)."""
+        if req.slope_prior is None or req.slope_prior <= 0 or not req.in_flight or req.spot is not SpotPolicy.NEVER:
+            return
+        if not any(n > 0 and name in index.position for name, n in req.in_flight.items()):
+            return
+        scaling = dm.SCALING_PRIOR if req.scaling_prior is None else req.scaling_prior
+        self.cost = self.optimistic = self.view.log_price + dm.relative_log_seconds(
+            index.prior[self.view.gpu_job], self.view.class_id, scaling, req.slope_prior)
+        self.relative = True
 
     def _one_trial_at_a_time(self, in_flight: Mapping[str, int], index: ShapeIndex) -> None:
         """Hardware this job has not proven itself on takes one of its runs at a time: a job whose
@@ -133,8 +154,8 @@ class Estimates:
         free = max(shape.capacity - snapshot_in_use.get(shape.name, 0), 0)
         wait = None if wait_s is None or math.isnan(wait_s) else float(wait_s)
         if self.fit is None:
-            return Candidate(shape.name, shape.backend, shape.price_per_hour, None, "none (price order)", None, free,
-                             None, wait)
+            source = PRIOR_ORDER if self.relative else PRICE_ORDER
+            return Candidate(shape.name, shape.backend, shape.price_per_hour, None, source, None, free, None, wait)
         seconds = math.exp(self.fit.mu[i])
         class_id = int(self.view.class_id[i])
         source = "exploring" if exploring else self.fit.source(i, class_id)
@@ -195,7 +216,7 @@ def _place(req: PlacementRequest, est: Estimates, snapshot: Snapshot, now: datet
     free = snapshot.has_free[pos]
     if est.markets is not None:
         free = free & est.markets.open  # a closed offer is never placed on
-    if est.fit is None and est.markets is None:  # price order, which is index order
+    if est.fit is None and est.markets is None and not est.relative:  # price order, which is index order
         best, best_free = 0, int(free.argmax())
     else:
         best = int(est.cost.argmin())  # first minimum: ties go to the lower price, then the name

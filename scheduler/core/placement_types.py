@@ -16,7 +16,7 @@ class Candidate:
     backend: str
     price_per_hour: float
     expected_duration_s: float | None
-    duration_source: str  # history | similar shapes | prior | declared | exploring | none (price order)
+    duration_source: str  # history | similar shapes | prior | declared | exploring | none (price order | ...)
     expected_cost_usd: float | None
     free_slots: int
     duration_sd: float | None = None  # log-space standard deviation of the estimate
@@ -88,7 +88,8 @@ def why(c: Candidate) -> str:
     spot = c.market is Market.SPOT
     if c.expected_cost_usd is None:
         with_preemptions = f"{usd_price(c.effective_price_per_hour)}/h with preemptions; " if spot else ""
-        return f"{name} at {usd_price(c.price_per_hour)}/h ({with_preemptions}no duration history: price order)"
+        order = c.duration_source.removeprefix("none (").removesuffix(")")
+        return f"{name} at {usd_price(c.price_per_hour)}/h ({with_preemptions}no duration history: {order})"
     return (
         f"{name} expected {usd(c.expected_cost_usd)} "
         f"({c.expected_duration_s:.1f}s from {c.duration_source} at {usd_price(c.price_per_hour)}/h"

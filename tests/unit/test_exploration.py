@@ -1,7 +1,7 @@
 """Issue 11's checks of the duration model through ``placement.place``, with runs that vary as real
 runs do (seeded log-normal spread around each shape's true median): a job 3x faster on a dearer GPU
 moves there after a few runs; a job that is not faster stays on the cheap one; exploration stops
-where it keeps losing."""
+where it keeps losing. And where a job's overlapping first runs go before any comes back."""
 
 from datetime import datetime, timedelta, timezone
 
@@ -68,3 +68,34 @@ def test_exploration_stops_where_it_keeps_losing():
         last_exploring = max((i for i, (_, source) in enumerate(chosen) if source == "exploring"), default=-1)
         assert last_exploring < 15, seed
         assert [shape for shape, _ in chosen[-30:]] == ["t4"] * 30, seed
+
+
+# -- a job's overlapping first runs ---------------------------------------------------------------
+
+FIRST_SHAPES = [gpu("m60", "M60", 1.0), gpu("t4", "T4", 1.1), gpu("h100", "H100", 6.0)]
+
+
+def first_runs(**fleet):
+    """Where the second run of a job goes while its first, on the cheapest shape, is still running."""
+    req = PlacementRequest(job="new", requirements=Requirements(cpus=1, memory_gib=1, gpus=1), queued_at=T0,
+                           in_flight={"m60": 1}, **fleet)
+    return place(req, ShapeIndex(FIRST_SHAPES).snapshot({"m60": 0}), {}, T0)
+
+
+def test_a_jobs_first_run_goes_by_price():
+    req = PlacementRequest(job="new", requirements=Requirements(cpus=1, memory_gib=1, gpus=1), slope_prior=0.9)
+    decision = place(req, ShapeIndex(FIRST_SHAPES).snapshot({}), {}, T0)
+    assert decision.shape == "m60" and decision.chosen.duration_source == placement.PRICE_ORDER
+
+
+def test_overlapping_first_runs_follow_the_prior_where_the_fleet_follows_it():
+    # the prior rates an M60 at half a T4: at 10 % more an hour the T4 is the cheaper bet
+    decision = first_runs(slope_prior=0.9)
+    assert decision.shape == "t4" and decision.chosen.duration_source == placement.PRIOR_ORDER
+    assert decision.chosen.expected_duration_s is None and "prior's speed-ups" in decision.reason
+
+
+def test_overlapping_first_runs_keep_to_price_order_unless_the_fleet_learned_a_positive_slope():
+    assert first_runs().shape == "m60"  # nothing learned across the fleet (the daemon today)
+    assert first_runs(slope_prior=-0.1).shape == "m60"  # the prior's order says nothing for this fleet
+    assert first_runs(slope_prior=0.9, scaling_prior=0.01).shape == "m60"  # its jobs do not scale
