@@ -96,6 +96,15 @@ class CliState:
             self._daemon = find_daemon(self.home, self.db)
         return self._daemon
 
+    def catalog_runs(self, **filters):
+        """Store.list_runs(**filters) read straight from a SQLite catalog without SQLAlchemy
+        (store/run_rows.py), or None when that reader declines: then the store answers."""
+        from ..store.run_rows import read_sqlite_runs, sqlite_path
+        from .client import catalog_url
+
+        path = sqlite_path(catalog_url(self.home, self.db))
+        return None if path is None else read_sqlite_runs(path, **filters)
+
     def close(self) -> None:
         if self._app is not None:
             self._app.close()

@@ -115,6 +115,11 @@ def resolve_home(home: str | os.PathLike | None) -> Path:
     return Path(home or os.environ.get("COSTWISE_HOME") or Path.home() / ".costwise").expanduser().resolve()
 
 
+def catalog_url(home: str | os.PathLike | None, db: str | None) -> str:
+    """The catalog's URL as Settings.resolve finds it (--db, COSTWISE_DB, else the home's SQLite file)."""
+    return db or os.environ.get("COSTWISE_DB") or f"sqlite:///{resolve_home(home) / 'catalog.db'}"
+
+
 def find_daemon(home: str | os.PathLike | None, db: str | None) -> DaemonClient | None:
     """A client of the live daemon of this home's catalog, or None (then the CLI opens the catalog)."""
     if os.environ.get("COSTWISE_THIN", "1") == "0":
@@ -122,8 +127,7 @@ def find_daemon(home: str | os.PathLike | None, db: str | None) -> DaemonClient 
     home_path = resolve_home(home)
     if not home_path.is_dir():
         return None
-    url = db or os.environ.get("COSTWISE_DB") or f"sqlite:///{home_path / 'catalog.db'}"
-    beacon = live_beacon(home_path, url)
+    beacon = live_beacon(home_path, catalog_url(home_path, db))
     if beacon is None:
         return None
     token = os.environ.get(TOKEN_ENV) or None

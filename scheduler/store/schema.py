@@ -32,8 +32,7 @@ from sqlalchemy.types import TypeDecorator
 
 from ..core.errors import CatalogTooNew
 from ..core.extras import Extra, require
-
-SCHEMA_VERSION = 1
+from .schema_version import SCHEMA_VERSION
 
 
 class UTCDateTime(TypeDecorator):

@@ -8,7 +8,7 @@ import logging
 import statistics
 import threading
 from datetime import datetime
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
@@ -16,11 +16,12 @@ from sqlalchemy.exc import IntegrityError
 
 from . import schema as db
 from .pipeline_runs import PipelineRunStore
-from ..core import budgets as _registers_the_budget_kind  # noqa: F401
-from ..core import pipelines as _registers_the_pipeline_kind  # noqa: F401
+from .run_rows import record_from_row
 from ..core.errors import NotFound, SpecError
-from ..core.runs import LIVE_STATES, RUN_FIELD_NAMES, SUCCEEDED, RunRecord
-from ..core.specs import Spec, parse_spec, spec_to_doc
+from ..core.runs import LIVE_STATES, SUCCEEDED, RunRecord
+
+if TYPE_CHECKING:
+    from ..core.specs import Spec
 
 HISTORY_RUNS = 200  # finished runs of a job looked at when estimating its duration per shape
 
@@ -344,18 +345,26 @@ def _update_statement(expect: Sequence[str] | None, match: dict[str, Any] | None
     return statement.where(*(db.runs.c[name] == value for name, value in match.items()))
 
 
+def _specs():
+    """core.specs with every kind registered: its pydantic models are imported when a spec is read or
+    written, not with the store (~0.1 s a command line that lists runs does not need)."""
+    from ..core import budgets, pipelines, specs  # noqa: F401 - budgets and pipelines register their kinds
+
+    return specs
+
+
+def spec_to_doc(spec: Spec) -> dict:
+    return _specs().spec_to_doc(spec)
+
+
 def _stored_spec(doc: Any, kind: str, name: str) -> Spec:
     """A catalog row as a spec; a row written before today's bounds is a one-line SpecError."""
     try:
-        return parse_spec(doc, kind)
+        return _specs().parse_spec(doc, kind)
     except SpecError as exc:
         raise SpecError(f"stored {kind} {name!r} is no longer valid: {exc}; apply it again",
                         exc.field, exc.value) from None
 
 
 def _record(row) -> RunRecord:
-    data = {name: row._mapping[name] for name in RUN_FIELD_NAMES}
-    for key in ("spec", "overrides", "labels", "placement", "handle", "extra"):
-        data[key] = data[key] or {}
-    data["cache_hit"] = bool(data["cache_hit"])
-    return RunRecord(**data)
+    return record_from_row(row._mapping)

@@ -152,8 +152,10 @@ def runs(
             return thin.runs(client, query, as_json, wide)
         except Unreachable:
             pass
-    app_ctx = app_context(ctx)
-    records = app_ctx.store.list_runs(job=job, state=state.upper() if state else None, since=since_dt, limit=limit)
+    filters = {"job": job, "state": state.upper() if state else None, "since": since_dt, "limit": limit}
+    records = ctx.find_root().obj.catalog_runs(**filters)
+    if records is None:
+        records = app_context(ctx).store.list_runs(**filters)
     if as_json:
         return emit([r.public() for r in records])
     from ...reporting.views import print_table, runs_table
