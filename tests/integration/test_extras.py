@@ -98,9 +98,9 @@ def test_the_scheduler_runs_with_no_extra_installed(bare, tmp_path):
 
 def test_the_docker_backend_names_its_extra(bare):
     one_line(bare("run", "boxed", "--dry-run"), "docker", "the docker backend")
-    proc = bare("run", "boxed", "--wait", "--json")  # the run is stored: it fails at launch, saying why
-    assert proc.returncode == 1
-    run = json.loads(proc.stdout)
+    # run --wait launches it here: one line naming the extra, exit 2; the run is stored, failed at launch saying why
+    one_line(bare("run", "boxed", "--wait", "--json"), "docker", "the docker backend")
+    run = json.loads(bare("runs", "--job", "boxed", "--json").stdout)[0]
     assert run["state"] == "FAILED"
     assert run["reason"] == "launch failed: the docker backend needs costwise[docker]: pip install 'costwise[docker]'"
 

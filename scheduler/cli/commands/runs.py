@@ -116,8 +116,20 @@ def run(
     finally:
         if status:
             status.stop()
+    if not up:
+        raise_missing_extra(engine, final)
     print_run(final, as_json)
     raise typer.Exit(0 if final.state == "SUCCEEDED" else 1)
+
+
+def raise_missing_extra(engine, run) -> None:
+    """The MissingExtra (exit 2, one line naming the extra) when ``run`` failed before it launched and its
+    backend's library is not installed here: this process launched it, so that is why (the record keeps
+    the reason too). A daemon's launches are its own environment's: their record answers."""
+    from ...core.runs import FAILED
+
+    if run.state == FAILED and run.started_at is None and run.backend:
+        engine.executor(run.backend)  # raises MissingExtra when the backend's extra is missing
 
 
 @app.command()
