@@ -118,13 +118,12 @@ from replay_spot import DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_DEADLINE_FACTOR, 
 from replay_truth import DEFAULT_NOISE, DEFAULT_TABLE, Truth, TruthError, check_noise, load_speed_table  # noqa: E402,F401
 
 from provider.prices import PriceCatalog, load_catalog, shape_name  # noqa: E402
-from scheduler.core.duration_model import SCALING_PRIOR, SLOPE_MEAN, SLOPE_SD  # noqa: E402
+from scheduler.core.fleet_priors import fleet_scaling, fleet_slope, history_evidence  # noqa: E402
 from scheduler.core.errors import UserError  # noqa: E402
 from scheduler.core.instance_families import cpu_family  # noqa: E402
-from scheduler.core.placement import (  # noqa: E402
-    Estimates, PlacementRequest, ShapeIndex, expected_remaining, expected_wait, place,
-)
+from scheduler.core.placement import PlacementRequest, ShapeIndex, place  # noqa: E402
 from scheduler.core.specs import Requirements, ShapeSpec  # noqa: E402,F401
+from scheduler.core.waits import shape_wait  # noqa: E402
 
 
 MAX_RUNTIME_S = 24 * 3600.0  # the daemon's default max_runtime
@@ -307,8 +306,8 @@ class CostwisePolicy(Policy):
             req = self.requests[job.idx] = PlacementRequest(
                 job=self.world.trace.class_names[job.klass], requirements=job.req, max_wait_s=self.max_wait_s,
                 queued_at=EPOCH + timedelta(seconds=job.arrival), in_flight=self.flying.setdefault(job.klass, {}),
-                scaling_prior=self._fleet_scaling(),  # the slope: None (the core's default) until a job's runs spoke
-                slope_prior=self._fleet_slope() if self.slopes else None)
+                scaling_prior=fleet_scaling(self.scaling.values()),  # the slope: None (the core's default) until a job's runs spoke
+                slope_prior=fleet_slope(self.slopes.values()))
         return req
 
     def _expected_waits(self, job: Job, now: float) -> None:
@@ -317,13 +316,8 @@ class CostwisePolicy(Policy):
         for pos in self.world.fit[job.klass]:
             if used[pos] < cap[pos]:
                 continue
-            remaining = [expected_remaining(expected, now - start)
-                         for start, expected in self.running.get(pos, {}).values()]
-            if None in remaining:
-                wait_s[pos] = math.nan
-                continue
-            ahead = self.waiters[pos] - (mine == pos)
-            wait_s[pos] = expected_wait(int(cap[pos] - used[pos]), remaining, ahead)
+            running = [(now - start, expected) for start, expected in self.running.get(pos, {}).values()]
+            wait_s[pos] = shape_wait(int(cap[pos] - used[pos]), running, self.waiters[pos] - (mine == pos))
 
     def choose(self, job: Job, now: float) -> int | None:
         self._expected_waits(job, now)
@@ -378,24 +372,12 @@ class CostwisePolicy(Policy):
         if len(order) > HISTORY_RUNS:
             runs[order.popleft()].popleft()
         self.history[job.klass] = {s: (statistics.median(d), len(d)) for s, d in runs.items() if d}
-        fit = Estimates(req, self.world.index, self.history[job.klass]).fit if req else None
-        if fit is not None and fit.class_runs.astype(bool).sum() >= 2:  # only jobs whose runs can tell
-            self.scaling[job.klass] = fit.scaling
-            if fit.slope_evidence:
-                slope, precision = fit.slope_evidence  # a job's own slope varies around the fleet's by SLOPE_SD
-                self.slopes[job.klass] = (fit.scaling / (1.0 / precision + SLOPE_SD**2), slope)
-
-    def _fleet_slope(self) -> float:
-        """Empirical Bayes: the mean slope of the scaling jobs (their runs' slopes, each weighted by its
-        weight of scaling and its precision about the fleet's mean), the core's default as one more job."""
-        prior_precision = 1.0 / SLOPE_SD**2
-        total = prior_precision + sum(p for p, _ in self.slopes.values())
-        return (prior_precision * SLOPE_MEAN + sum(p * slope for p, slope in self.slopes.values())) / total
-
-    def _fleet_scaling(self) -> float:
-        """Empirical Bayes: the share of the jobs with runs on different hardware that scale with it
-        (their posterior weights), shrunk towards the core's default by two jobs' worth of evidence."""
-        return (sum(self.scaling.values()) + 2.0 * SCALING_PRIOR) / (len(self.scaling) + 2.0)
+        # the fleet's priors (core/fleet_priors.py, as the daemon's): what each job whose runs can tell says
+        evidence = history_evidence(req, self.world.index, self.history[job.klass]) if req else None
+        if evidence is not None:
+            self.scaling[job.klass] = evidence.scaling
+            if evidence.slope is not None:
+                self.slopes[job.klass] = evidence.slope
 
     def wake_at(self, job: Job) -> float | None:
         return job.arrival + self.max_wait_s
