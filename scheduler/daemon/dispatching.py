@@ -13,8 +13,9 @@ from ..runtime import dispatch
 
 log = logging.getLogger("costwise.daemon")
 DISPATCH_BATCH = 200  # oldest queued runs looked at per dispatch round
-# rounds start at most this often: fires and finishes close together are dispatched for in one round,
-# while the first wake after a quiet spell (a submit to an idle daemon) is dispatched for at once
+# a round starts at least this long after the last one ended: fires and finishes close together (most
+# come during a round) are dispatched for in one round, as a fixed 20 ms debounce did, while the first
+# wake after a quiet spell (a submit to an idle daemon) is dispatched for at once
 ROUND_GAP_S = 0.02
 
 
@@ -32,11 +33,11 @@ class Dispatching:
             self.wake.clear()
             if self.stopping.is_set():
                 return
-            last_round = self.clock.monotonic()
             try:
                 self.dispatch_once()
             except Exception:  # noqa: BLE001 - keep dispatching; the next round retries
                 log.exception("dispatch round failed")
+            last_round = self.clock.monotonic()
 
     def dispatch_once(self) -> int:
         """Start what can start now; returns how many runs were launched. The round places every run
