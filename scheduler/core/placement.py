@@ -20,12 +20,14 @@ slowest, hardware before the first result comes back, and where the prior's orde
 fleet they would follow it instead.
 
 Wait or spill: when the cheapest expected shape is full, the snapshot's ``expected_wait_s`` (from
-the caller: the runs ahead and the running runs' expected remaining time, ``expected_wait``) says
+the caller, by core/waits.py: the runs ahead and the running runs' expected remaining time,
+``expected_wait``; the daemon's dispatch round and the replay fill it alike) says
 how long a slot will take. A run spills at once to the cheapest free shape when the expected wait
 passes what is left of its ``max_wait``; it waits for a full shape only when that saves at least
 ``MIN_SAVING`` of the cost now plus ``VALUE_OF_TIME_PER_HOUR`` per hour of waiting (0 by default:
 costwise counts money, and ``max_wait`` is the user's bound on time). Without wait estimates it
-waits up to ``max_wait`` for a real saving, then spills (the daemon today).
+waits up to ``max_wait`` for a real saving, then spills (as where a running run's expected
+duration is unknown: one placed without history or a declared ``expected_duration``).
 
 Markets: for a job that allows spot, every fitting shape that sells spot offers a second candidate,
 its spot offer, priced with the redone work and restarts preemptions are expected to cost and open

@@ -13,6 +13,7 @@ from ..core.placement import Action
 from ..core.runs import FAILED, QUEUED, RUNNING, STARTING, RunRecord
 from ..core.specs import JobSpec
 from ..core.supervision import deadline_from_claim
+from ..store import dispatch_queries
 from . import spot_runs
 from .faults import crash_point
 from .finish import finish_unlaunched
@@ -26,9 +27,13 @@ CLAIM_TRIES = 5  # a slot taken by someone else between placing and claiming: pl
 
 
 def new_round(engine: "Engine") -> DispatchRound:
-    """One snapshot of shapes, slots and budgets for placing a batch of queued runs."""
-    return DispatchRound(engine.shape_index(), engine.store.in_use_by_shape(), budgets=engine.ledger.budgets(),
-                         load_history=engine.store.duration_history, spent=engine.ledger.spent)
+    """One snapshot of shapes, slots and budgets for placing a batch of queued runs, with each job's runs
+    in flight, the fleet's priors and the live runs of full shapes (round_inputs.py), as the replay has."""
+    index, by_job = engine.shape_index(), dispatch_queries.live_by_job(engine.store)
+    return DispatchRound(index, dispatch_queries.in_use(by_job), budgets=engine.ledger.budgets(),
+                         load_history=engine.store.duration_history, spent=engine.ledger.spent, in_flight=by_job,
+                         load_live=lambda shapes: dispatch_queries.live_runs(engine.store, shapes),
+                         fleet=engine.fleet.get(index))
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ def decide(engine: "Engine", run: RunRecord, round: DispatchRound, backends=None
     """Where a queued run goes this round: the Claim to write (its slot taken in the round already),
     its finished record when it is refused, or None while it waits (a new reason noted on it)."""
     job = JobSpec.model_validate(run.spec)
-    req = run_request(run, job, backends)
+    req = round.request(run_request(run, job, backends))
     decision = round.decide(run, req, engine.clock.now())
     if decision.action is Action.REFUSE:
         return finish_unlaunched(engine, run.id, FAILED, decision.reason)
@@ -81,7 +86,8 @@ def decide(engine: "Engine", run: RunRecord, round: DispatchRound, backends=None
     deadline = run.deadline_at if run.preemptions and run.deadline_at else \
         deadline_from_claim(engine.clock.now(), job.max_runtime)
     values = dict(backend=shape.backend, placement=info, handle=engine.owner, deadline_at=deadline, **market)
-    round.took(shape.name)  # the rest of the round sees it taken (a claim lost to another claimer ends the round's view)
+    # the rest of the round sees it taken (a claim lost to another claimer ends the round's view)
+    round.took(shape.name, req.job, run.id, info.get(dispatch_queries.EXPECTED_KEY), engine.clock.now())
     return Claim(replace(run, state=STARTING, shape=shape.name, **values), job, shape.capacity, values)
 
 
@@ -107,7 +113,10 @@ def _market(decision: placement.Decision, price_per_hour: float) -> spot.MarketC
 
 def _placement_info(req, decision: placement.Decision, round: DispatchRound, job: JobSpec, now: datetime) -> dict:
     ranked = placement.alternatives(req, round.snapshot, round.history(job.name), ALTERNATIVES_KEPT, now)
-    return {"reason": decision.reason, "alternatives": [_alternative(c) for c in ranked]}
+    info = {"reason": decision.reason, "alternatives": [_alternative(c) for c in ranked]}
+    if decision.chosen is not None and decision.chosen.expected_duration_s is not None:
+        info[dispatch_queries.EXPECTED_KEY] = decision.chosen.expected_duration_s  # later rounds' expected waits
+    return info
 
 
 def _alternative(c: placement.Candidate) -> dict:

@@ -25,6 +25,7 @@ from . import dispatch, finish, supervise
 from .budget_ledger import BudgetLedger
 from .dispatch import run_deadline
 from .launch import build_launch, effective_spec
+from .round_inputs import FleetPriorsCache
 from .supervise import Progress
 
 __all__ = ["DispatchRound", "Engine", "Progress", "run_deadline"]
@@ -51,6 +52,7 @@ class Engine:
         self.owner = finish.this_process()
         self.listeners: list[Callable[[RunRecord], None]] = []  # told once about each finished run
         self.ledger = BudgetLedger(store, self.clock)
+        self.fleet = FleetPriorsCache(store, self.clock)  # the fleet's priors for dispatch rounds
         from .hooks import HookRunner
 
         self.hooks = HookRunner(self)
