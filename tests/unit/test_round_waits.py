@@ -126,3 +126,12 @@ def test_a_claim_in_the_round_counts_as_running_from_its_claim(age, expected):
     clock.advance(age)
     later = decide(round, queued("train", clock), clock)
     assert later.cheapest.expected_wait_s == pytest.approx(expected)
+
+
+def test_a_run_skipped_as_alike_to_a_waiting_one_counts_as_ahead_too():
+    clock = FrozenClock(T0)
+    round, _ = round_with([LiveRun("a", "other", "cheap", T0 - timedelta(seconds=60), 210.0)])
+    assert decide(round, queued("train", clock), clock).action == "wait"  # 150 s for a quarter of the price
+    assert round.skips(queued("train", clock))  # waits for cheap as well, behind the first
+    spilled = decide(round, queued("eval", clock), clock)  # behind both: 150 + 2 x 2 x 150 s, past max_wait
+    assert spilled.action == "place" and spilled.cheapest.expected_wait_s == 750.0
