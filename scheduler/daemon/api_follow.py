@@ -5,7 +5,6 @@ shapes; the artifacts a job or a pipeline was applied with."""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -16,24 +15,6 @@ TICK_S = 5.0  # a keep-alive line after this much silence: the client's read tim
 LOG_TAIL_S = 0.1  # how often a followed run's log is read for new lines
 RECHECK_S = 1.0  # re-read a followed record at least this often (a change written by another process)
 LINE_MAX_CHARS = 8192
-
-
-class Changes:
-    """A counter the daemon bumps whenever a run is queued, launched or ended; followers wait on it."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self.seq = 0
-
-    def notify(self, *_args) -> None:
-        with self._cond:
-            self.seq += 1
-            self._cond.notify_all()
-
-    def wait(self, seen: int, timeout: float) -> int:
-        with self._cond:
-            self._cond.wait_for(lambda: self.seq != seen, timeout)
-            return self.seq
 
 
 class Stream:

@@ -13,9 +13,9 @@ from ..runtime import dispatch
 
 log = logging.getLogger("costwise.daemon")
 DISPATCH_BATCH = 200  # oldest queued runs looked at per dispatch round
-# a round starts at least this long after the last one ended: fires and finishes close together (most
-# come during a round) are dispatched for in one round, as a fixed 20 ms debounce did, while the first
-# wake after a quiet spell (a submit to an idle daemon) is dispatched for at once
+# a round starts at least this long after the last one that launched ended: fires and finishes close
+# together (most come during a round) are dispatched for in one round, as a fixed 20 ms debounce did,
+# while the first wake after a quiet spell (a submit to an idle daemon) is dispatched for at once
 ROUND_GAP_S = 0.02
 
 
@@ -34,10 +34,13 @@ class Dispatching:
             if self.stopping.is_set():
                 return
             try:
-                self.dispatch_once()
+                launched = self.dispatch_once()
             except Exception:  # noqa: BLE001 - keep dispatching; the next round retries
                 log.exception("dispatch round failed")
-            last_round = self.clock.monotonic()
+                launched = 1
+            # only a round that launched is followed by the gap: one that found nothing to start (an end
+            # with nothing queued) leaves the next submit, often a pipeline's next step, dispatched at once
+            last_round = self.clock.monotonic() if launched else float("-inf")
 
     def dispatch_once(self) -> int:
         """Start what can start now; returns how many runs were launched. The round places every run

@@ -34,7 +34,7 @@ from ..store.store import Store
 from . import adoption
 from .dispatching import Dispatching
 from .workers import Workers
-from .api_follow import Changes
+from ..runtime.changes import Changes
 
 log = logging.getLogger("costwise.daemon")
 HEARTBEAT_S = 1.0

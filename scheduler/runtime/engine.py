@@ -23,6 +23,7 @@ from ..store.settings import Settings
 from ..store.store import Store
 from . import dispatch, finish, supervise
 from .budget_ledger import BudgetLedger
+from .changes import Changes
 from .dispatch import run_deadline
 from .launch import build_launch, effective_spec
 from .round_inputs import FleetPriorsCache
@@ -51,6 +52,7 @@ class Engine:
         self._index_checked = 0.0
         self.owner = finish.this_process()
         self.listeners: list[Callable[[RunRecord], None]] = []  # told once about each finished run
+        self.ends = Changes()  # bumped after the listeners: wait_for in this process wakes at once
         self.ledger = BudgetLedger(store, self.clock)
         self.fleet = FleetPriorsCache(store, self.clock)  # the fleet's priors for dispatch rounds
         from .hooks import HookRunner

@@ -88,6 +88,7 @@ def tell_finished(engine: "Engine", record: RunRecord, job: JobSpec | None = Non
             listener(record)
         except Exception:  # noqa: BLE001 - an observer must not break the run's bookkeeping
             pass
+    engine.ends.notify()
 
 
 def finish_unlaunched(engine: "Engine", run_id: str, state: str, reason: str) -> RunRecord:

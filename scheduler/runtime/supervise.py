@@ -105,14 +105,18 @@ def run_to_completion(engine: "Engine", run: RunRecord, progress: Progress | Non
 
 def wait_for(engine: "Engine", run_id: str, timeout: float | None = None, poll_s: float = 0.2,
              progress: Progress | None = None) -> RunRecord:
-    """Wait for a run someone else supervises (the daemon, another CLI) to finish."""
+    """Wait for a run someone else supervises (the daemon, another CLI) to finish: woken at once by an
+    end recorded in this process (a pipeline step in the daemon), by re-reading every ``poll_s`` for
+    one recorded by another."""
     clock = engine.clock
     start = clock.monotonic()
     end = None if timeout is None else start + timeout
+    seen = engine.ends.seq
     while True:
         run = engine.store.get_run(run_id)
         if run.finished or (end is not None and clock.monotonic() >= end):
             return run
         if progress:
             progress(run, clock.monotonic() - start)
-        clock.sleep(poll_s)
+        wait = poll_s if end is None else max(min(poll_s, end - clock.monotonic()), 0.0)
+        seen = engine.ends.wait_on(clock, seen, wait)
