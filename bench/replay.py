@@ -88,7 +88,10 @@ Choices (documented, since the trace leaves them open):
   (cpu_milli, memory_mib, num_gpu, gpu_milli, qos) are runs of one job. The openb slice has ~150
   such classes; their runs' durations vary widely, which is the noise a real scheduler also sees.
   qos LS pods are latency-sensitive services (per the paper): their lifetime is set by their owner,
-  not the hardware, so their duration does not scale (``--scale-all`` scales them too).
+  not the hardware, so their duration does not scale (``--scale-all`` scales them too). Each class
+  carries its qos as a label (``qos: LS``), as a person declaring it as a job might; the product
+  pools its prior that a job scales over the jobs sharing its labels (core/fleet_priors.LabelPools),
+  learning from their runs what a label is worth -- it is never told what LS means.
 * Shapes: one per instance type at its cheapest on-demand price over regions (``PriceCatalog.
   cheapest``; a spot price, and Vast's SpotPrice 0 which means none, is not used). Left out of the
   replay and counted in ``replay_left_out``: accelerators that are not NVIDIA GPUs (AMD Instinct MI*,
@@ -118,7 +121,7 @@ from replay_spot import DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_DEADLINE_FACTOR, 
 from replay_truth import DEFAULT_NOISE, DEFAULT_TABLE, Truth, TruthError, check_noise, load_speed_table  # noqa: E402,F401
 
 from provider.prices import PriceCatalog, load_catalog, shape_name  # noqa: E402
-from scheduler.core.fleet_priors import fleet_scaling, fleet_slope, history_evidence  # noqa: E402
+from scheduler.core.fleet_priors import LabelPools, fleet_scaling, fleet_slope, history_evidence  # noqa: E402
 from scheduler.core.errors import UserError  # noqa: E402
 from scheduler.core.instance_families import cpu_family  # noqa: E402
 from scheduler.core.placement import PlacementRequest, ShapeIndex, place  # noqa: E402
@@ -299,14 +302,19 @@ class CostwisePolicy(Policy):
         self.waiters = [0] * len(world.types)
         self.scaling: dict[int, float] = {}  # job class -> posterior weight that it scales (jobs that can tell)
         self.slopes: dict[int, tuple[float, float]] = {}  # job class -> (weight, its runs' slope)
+        self.pools = LabelPools()  # the same weights, pooled by the classes' labels
 
     def _request(self, job: Job) -> PlacementRequest:
         req = self.requests.get(job.idx)
         if req is None:
+            name = self.world.trace.class_names[job.klass]
             req = self.requests[job.idx] = PlacementRequest(
-                job=self.world.trace.class_names[job.klass], requirements=job.req, max_wait_s=self.max_wait_s,
+                job=name, requirements=job.req, max_wait_s=self.max_wait_s,
                 queued_at=EPOCH + timedelta(seconds=job.arrival), in_flight=self.flying.setdefault(job.klass, {}),
-                scaling_prior=fleet_scaling(self.scaling.values()),  # the slope: None (the core's default) until a job's runs spoke
+                # the scaling share among the classes alike by labels (the trace's qos), shrunk to the fleet's;
+                # the slope: None (the core's default) until a job's runs spoke
+                scaling_prior=self.pools.scaling(name, self.world.trace.class_labels[job.klass],
+                                                 fleet_scaling(self.scaling.values())),
                 slope_prior=fleet_slope(self.slopes.values()))
         return req
 
@@ -376,6 +384,8 @@ class CostwisePolicy(Policy):
         evidence = history_evidence(req, self.world.index, self.history[job.klass]) if req else None
         if evidence is not None:
             self.scaling[job.klass] = evidence.scaling
+            trace = self.world.trace
+            self.pools.set(trace.class_names[job.klass], trace.class_labels[job.klass], evidence.scaling)
             if evidence.slope is not None:
                 self.slopes[job.klass] = evidence.slope
 

@@ -43,6 +43,7 @@ class Trace:
     jobs: list[Job]
     class_names: list[str]
     class_keys: list[str]  # the requirement signature: what seeds a class's speed noise
+    class_labels: list[dict[str, str]]  # what a person declaring the class as a job would label it: its qos
     skipped_pending: int
 
 
@@ -61,7 +62,7 @@ def _number(path: Path, line: int, column: str, text: str | None, default: float
 
 
 def load_trace(path: Path, scale_all: bool = False) -> Trace:
-    jobs, classes, names, keys, pending = [], {}, [], [], 0
+    jobs, classes, names, keys, labels, pending = [], {}, [], [], [], 0
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
         header = [h for h in (reader.fieldnames or []) if h]
@@ -90,6 +91,7 @@ def load_trace(path: Path, scale_all: bool = False) -> Trace:
                 classes[sig] = len(classes)
                 names.append(f"c{len(names)}-{cpu_milli / 1000:g}cpu-{mem_mib / 1024:.3g}g-{gpus:g}gpu-{qos or 'na'}")
                 keys.append("/".join(map(str, sig)))
+                labels.append({"qos": qos} if qos else {})
             try:
                 req = Requirements(cpus=cpu_milli / 1000, memory_gib=mem_mib / 1024, gpus=gpus)
             except ValidationError as error:
@@ -100,4 +102,4 @@ def load_trace(path: Path, scale_all: bool = False) -> Trace:
                             max(deleted - start, 1.0), scale_all or qos != "LS",
                             (row.get("pod_phase") or "") == "Failed", num_gpu > 0, req))
     jobs.sort(key=lambda j: (j.arrival, j.idx))
-    return Trace(jobs, names, keys, pending)
+    return Trace(jobs, names, keys, labels, pending)

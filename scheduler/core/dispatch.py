@@ -90,10 +90,12 @@ class DispatchRound:
             self.book.waits(self._waiting[key])
         return True
 
-    def request(self, req: placement.PlacementRequest) -> placement.PlacementRequest:
-        """The request with what the round knows beyond the run: its job's runs in flight, the fleet's priors."""
-        return replace(req, in_flight=self.in_flight.setdefault(req.job, {}),
-                       scaling_prior=self.fleet.scaling if req.scaling_prior is None else req.scaling_prior,
+    def request(self, req: placement.PlacementRequest,
+                labels: Mapping[str, str] | None = None) -> placement.PlacementRequest:
+        """The request with what the round knows beyond the run: its job's runs in flight, the fleet's
+        priors (the scaling share among the jobs alike by ``labels``, the job's)."""
+        scaling = self.fleet.scaling_for(req.job, labels or {}) if req.scaling_prior is None else req.scaling_prior
+        return replace(req, in_flight=self.in_flight.setdefault(req.job, {}), scaling_prior=scaling,
                        slope_prior=self.fleet.slope if req.slope_prior is None else req.slope_prior)
 
     def decide(self, run: RunRecord, req: placement.PlacementRequest, now: datetime) -> placement.Decision:

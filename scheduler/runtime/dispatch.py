@@ -68,7 +68,7 @@ def decide(engine: "Engine", run: RunRecord, round: DispatchRound, backends=None
     """Where a queued run goes this round: the Claim to write (its slot taken in the round already),
     its finished record when it is refused, or None while it waits (a new reason noted on it)."""
     job = JobSpec.model_validate(run.spec)
-    req = round.request(run_request(run, job, backends))
+    req = round.request(run_request(run, job, backends), job.labels)
     decision = round.decide(run, req, engine.clock.now())
     if decision.action is Action.REFUSE:
         return finish_unlaunched(engine, run.id, FAILED, decision.reason)

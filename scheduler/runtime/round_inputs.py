@@ -3,7 +3,7 @@ the live runs of full shapes for their expected waits, and the fleet's priors --
 
 The fleet's priors pool every job's duration history (core/fleet_priors.py). They move only as runs
 finish, and slowly, so they are recomputed at most every ``FLEET_PRIORS_TTL_S`` (one query for all
-histories, a fit per job whose runs span two shapes), not per round: a round costs one grouped count
+histories, a fit per job whose runs span two shapes; pooled by the jobs' labels too), not per round: a round costs one grouped count
 (which also gives the slots in use) and, only when a decision meets a full shape, one read of its runs.
 """
 
@@ -42,11 +42,12 @@ class FleetPriorsCache:
 
     def _compute(self, index: ShapeIndex, previous: FleetPriors) -> FleetPriors:
         """Each job's evidence under the priors its requests were placed with (the last ones), pooled."""
-        evidence = {}
+        evidence, labels = {}, {}
         for job, history in dispatch_queries.fleet_histories(self.store).items():
             spec = self.store.get("Job", job)
             if not isinstance(spec, JobSpec):
                 continue  # a job no longer declared: its runs placed nothing that is still to come
-            req = replace(PlacementRequest.for_job(spec), scaling_prior=previous.scaling, slope_prior=previous.slope)
-            evidence[job] = history_evidence(req, index, history)
-        return fleet_priors(evidence)
+            req = replace(PlacementRequest.for_job(spec), scaling_prior=previous.scaling_for(job, spec.labels),
+                          slope_prior=previous.slope)
+            evidence[job], labels[job] = history_evidence(req, index, history), spec.labels
+        return fleet_priors(evidence, labels)

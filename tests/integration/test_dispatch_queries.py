@@ -75,3 +75,21 @@ def test_the_fleets_priors_come_from_the_jobs_that_can_tell_and_are_cached(store
     store.clock.advance(FLEET_PRIORS_TTL_S)
     priors = cache.get(index)
     assert priors.scaling > 0.7 and priors.slope > 0.7  # one job that scales steeply moves the fleet
+
+
+def test_the_cached_priors_pool_jobs_by_their_declared_labels(store):
+    index = ShapeIndex([gpu("m60", "M60", 1.0), gpu("t4", "T4", 1.5), gpu("a100", "A100", 4.0)])
+    kinds = {"svc-a": "service", "svc-b": "service", "train-a": "training", "train-b": "training"}
+    store.apply([parse_spec({"kind": "Job", "name": name, "artifact": "/x/j.py", "artifact_hash": "sha256:ab",
+                             "labels": {"kind": kind}, "requirements": {"gpus": 1, "cpus": 1, "memory_gib": 1}})
+                 for name, kind in kinds.items()])
+    t0 = store.clock.now()
+    for name, kind in kinds.items():
+        speeds = [("m60", 3000.0), ("t4", 1500.0), ("a100", 500.0)] if kind == "training" else \
+            [("m60", 3000.0), ("t4", 3000.0), ("a100", 3000.0)]
+        for i, (shape, seconds) in enumerate(speeds * 4):
+            add(store, name, SUCCEEDED, shape, duration_s=seconds, ended_at=t0 + timedelta(seconds=i))
+    priors = FleetPriorsCache(store, store.clock).get(index)
+    service, training = priors.scaling_for("new", {"kind": "service"}), priors.scaling_for("new", {"kind": "training"})
+    assert service < priors.scaling < training  # a new service is not expected to gain what training jobs do
+    assert priors.scaling_for("new", {"kind": "batch"}) == priors.scaling
