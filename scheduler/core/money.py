@@ -9,6 +9,7 @@ JSON keeps the unrounded floats.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 NOISE_USD = 1e-9  # below this an amount is float noise (a sum of parts minus the whole), shown as zero
 
@@ -27,6 +28,7 @@ def usd(value: float | None, sub_cent_digits: int = 2) -> str:
     return f"{sign}${_significant(amount, sub_cent_digits)}"
 
 
+@lru_cache(maxsize=4096)  # a catalog has few distinct prices, and every decision's reason names one
 def usd_price(value: float | None, digits: int = 4) -> str:
     """An hourly price: "$0.0416", "$3.06", "$1,234.57"; never in e-notation."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
