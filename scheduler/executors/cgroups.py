@@ -132,11 +132,29 @@ def kill_all(path: str | Path, timeout_s: float = 5.0) -> bool:
     return True
 
 
+def remove_if_empty(path: str | Path) -> bool:
+    """Remove a run's cgroup if nothing is left in it: True when it is gone (or was), False while it
+    has members. One rmdir, which the kernel refuses (EBUSY) while the cgroup has a process or a
+    child -- no read of cgroup.procs first, which costs more than the rmdir while runs start and end."""
+    path = Path(path)
+    if not path.name.startswith(PREFIX):
+        return False  # never remove a cgroup costwise did not create
+    try:
+        path.rmdir()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
 def remove(path: str | Path, timeout_s: float = 2.0) -> bool:
     """Remove a finished run's cgroup (killing what is left in it); True when it is gone."""
     path = Path(path)
     if not path.name.startswith(PREFIX):
         return False  # never remove a cgroup costwise did not create
+    if remove_if_empty(path):
+        return True
     end = time.monotonic() + timeout_s
     while path.exists():
         kill_all(path, timeout_s=max(end - time.monotonic(), 0.0))

@@ -175,10 +175,10 @@ class LocalExecutor(LocalStopping):
         # so stop them (a full scan by run id is kept for timeouts and cancels)
         cgroup = handle.get("cgroup")
         if (group_alive(handle["pid"]) or any(alive(p) for p in tracked.procs.values())
-                or (cgroups.pids(cgroup) if cgroup else self._orphans())):
+                or (not cgroups.remove_if_empty(cgroup) if cgroup else self._orphans())):
             self._terminate(handle, tracked, self._collect(handle, tracked), grace_s=1.0)
         if cgroup:
-            cgroups.remove(cgroup)
+            cgroups.remove(cgroup)  # (gone already unless something was left in it)
         self._kill_wrapper_leftovers(handle)
         if tracked.pidfd is not None:
             os.close(tracked.pidfd)

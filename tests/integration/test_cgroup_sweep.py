@@ -63,3 +63,24 @@ def test_a_run_named_to_keep_is_left_even_when_empty(hierarchy):
     kept, swept = aged(hierarchy.create("r-kept")), aged(hierarchy.create("r-swept"))
     assert cgroups.sweep_stale(hierarchy, keep=frozenset({"r-kept"})) == ["costwise-r-swept"]
     assert kept.exists() and not swept.exists()
+
+
+def test_an_ended_runs_cgroup_is_removed_by_one_rmdir_only_when_empty(hierarchy):
+    empty, busy = hierarchy.create("r-ended"), hierarchy.create("r-left-something")
+    not_ours = hierarchy.parent / "someone-else"
+    not_ours.mkdir()
+    sleeper = subprocess.Popen(["sh", "-c", f'echo $$ > "{busy}/cgroup.procs" && exec sleep 60'])
+    try:
+        for _ in range(200):
+            if cgroups.pids(busy):
+                break
+            time.sleep(0.01)
+        assert cgroups.remove_if_empty(empty) and not empty.exists()
+        assert cgroups.remove_if_empty(empty)  # gone already: nothing left in it either
+        assert not cgroups.remove_if_empty(busy) and cgroups.pids(busy) == [sleeper.pid]  # the kernel refused
+        assert not cgroups.remove_if_empty(not_ours) and not_ours.exists()  # never one costwise did not create
+        assert cgroups.remove(busy) and not busy.exists()  # the full removal kills what is left first
+        assert sleeper.wait(10) != 0
+    finally:
+        sleeper.kill()
+        sleeper.wait()
