@@ -33,6 +33,16 @@ def aged(path, seconds=3600.0):
     return path
 
 
+def sleeper_in(cgroup):
+    """A process that has joined ``cgroup`` (sleeping a minute): the caller kills it."""
+    sleeper = subprocess.Popen(["sh", "-c", f'echo $$ > "{cgroup}/cgroup.procs" && exec sleep 60'])
+    for _ in range(200):
+        if cgroups.pids(cgroup):
+            break
+        time.sleep(0.01)
+    return sleeper
+
+
 def test_a_starting_local_executor_sweeps_only_old_empty_run_cgroups(hierarchy):
     crashed = aged(hierarchy.create("r-crashed"))
     just_created = hierarchy.create("r-launching")  # its job joins it in a moment
@@ -40,12 +50,8 @@ def test_a_starting_local_executor_sweeps_only_old_empty_run_cgroups(hierarchy):
     not_ours = hierarchy.parent / "someone-else"
     not_ours.mkdir()
     aged(not_ours)
-    sleeper = subprocess.Popen(["sh", "-c", f'echo $$ > "{busy}/cgroup.procs" && exec sleep 60'])
+    sleeper = sleeper_in(busy)
     try:
-        for _ in range(200):
-            if cgroups.pids(busy):
-                break
-            time.sleep(0.01)
         assert cgroups.pids(busy) == [sleeper.pid]
         aged(busy)
 
@@ -69,12 +75,8 @@ def test_an_ended_runs_cgroup_is_removed_by_one_rmdir_only_when_empty(hierarchy)
     empty, busy = hierarchy.create("r-ended"), hierarchy.create("r-left-something")
     not_ours = hierarchy.parent / "someone-else"
     not_ours.mkdir()
-    sleeper = subprocess.Popen(["sh", "-c", f'echo $$ > "{busy}/cgroup.procs" && exec sleep 60'])
+    sleeper = sleeper_in(busy)
     try:
-        for _ in range(200):
-            if cgroups.pids(busy):
-                break
-            time.sleep(0.01)
         assert cgroups.remove_if_empty(empty) and not empty.exists()
         assert cgroups.remove_if_empty(empty)  # gone already: nothing left in it either
         assert not cgroups.remove_if_empty(busy) and cgroups.pids(busy) == [sleeper.pid]  # the kernel refused
