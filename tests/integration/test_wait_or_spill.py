@@ -8,22 +8,7 @@ import pytest
 
 from tests.conftest import write
 from tests.daemon_harness import wait_until
-
-SHAPES = """
-kind: Shape
-name: cheap
-vcpus: 2
-memory_gib: 4
-price_per_hour: 0.10
-capacity: 1
----
-kind: Shape
-name: dear
-vcpus: 4
-memory_gib: 8
-price_per_hour: 0.40
-capacity: 2
-"""
+from tests.integration.test_daemon import SHAPES  # cheap (1 slot, $0.10/h) and dear (2 slots, $0.40/h)
 
 JOBS = """
 kind: Job
